@@ -1,0 +1,40 @@
+# Two set-up commands on a fresh machine: `make train` and `make test`.
+# Both create .venv when missing and install the package into it first.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: install train sweep test lint format clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: install
+	$(PY) train.py $(ARGS)
+
+# The standard grid (conf/sweep/default.yaml) on the embedded task.
+sweep: install
+	$(PY) train.py -m sweep=default $(ARGS)
+
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf outputs/* .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""optsweep: find the best optimizer, learning rate and LR schedule for a model."""

@@ -1,0 +1,102 @@
+"""Lightning callbacks of our own: what no library callback does."""
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+RESULT_FILE = "result.json"
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write-then-rename, so a crash mid-write never leaves a truncated file behind."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _scalar(value) -> float | None:
+    value = float(value.item() if isinstance(value, torch.Tensor) else value)
+    return value if math.isfinite(value) else None
+
+
+class ResultWriter(pl.Callback):
+    """Keeps the per-epoch history and writes `result.json` into the run dir after every epoch
+    (status `running`) and once more when the run ends (`finish`).
+
+    The history and the wall time are part of the checkpoint (callback state), so a resumed
+    run reports all its epochs, not only those since the resume.
+    """
+
+    def __init__(self, output_dir: str, overrides: list[str], choices: dict) -> None:
+        self.path = Path(output_dir) / RESULT_FILE
+        self.overrides = overrides
+        self.choices = choices
+        self.history: list[dict] = []
+        self.wall_before = 0.0  # seconds spent by earlier processes of this run
+        self.started = time.monotonic()
+        self.trainer: pl.Trainer | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.trainer = trainer
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.wall_before + time.monotonic() - self.started
+
+    def state_dict(self) -> dict:
+        return {"history": self.history, "wall_seconds": self.wall_seconds}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict["history"])
+        self.wall_before = float(state_dict["wall_seconds"])
+        self.started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning runs validation before this hook, and the epoch's train/* values are
+        # already reduced here, so the row holds the whole epoch.
+        row = {"epoch": trainer.current_epoch}
+        row.update(
+            {
+                key: _scalar(value)
+                for key, value in sorted(trainer.callback_metrics.items())
+                if key.startswith(("train/", "val/")) and key != "train/loss"
+            }
+        )
+        self.history = [h for h in self.history if h["epoch"] < row["epoch"]] + [row]
+        self.write("running")
+
+    def _best_row(self) -> dict | None:
+        checkpoint = self.trainer.checkpoint_callback if self.trainer else None
+        monitor = getattr(checkpoint, "monitor", None)
+        rows = [h for h in self.history if h.get(monitor) is not None]
+        if not rows:
+            return None
+        pick = max if checkpoint.mode == "max" else min
+        return pick(rows, key=lambda h: h[monitor])
+
+    def write(self, status: str, **extra) -> dict:
+        checkpoint = self.trainer.checkpoint_callback if self.trainer else None
+        result = {
+            "status": status,
+            "overrides": self.overrides,
+            "choices": self.choices,
+            "monitor": getattr(checkpoint, "monitor", None),
+            "epochs_completed": len(self.history),
+            "best": self._best_row(),
+            "final": self.history[-1] if self.history else None,
+            "history": self.history,
+            "wall_seconds": round(self.wall_seconds, 2),
+            "checkpoints": {
+                "best": getattr(checkpoint, "best_model_path", None) or None,
+                "last": getattr(checkpoint, "last_model_path", None) or None,
+            },
+            **extra,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, result)
+        return result

@@ -1,0 +1,1 @@
+"""Networks: CRNN for OCR, CIFAR-style classifiers."""

@@ -1,0 +1,134 @@
+"""The LightningModules: one base that trains any network with any optimizer/scheduler config,
+and one subclass per task family for its loss and metrics."""
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import Accuracy, MeanMetric, MetricCollection
+from torchmetrics.text import CharErrorRate
+
+from optsweep.data.ocr_text import Charset
+from optsweep.optim import build_optimizer, build_scheduler
+from optsweep.rng import collect_rng_states, restore_rng_states
+
+
+class TaskModule(pl.LightningModule):
+    """Built from the whole resolved config as a plain dict, which is also what is saved as
+    hyperparameters: a checkpoint alone can rebuild its network (see predict.py)."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = config
+        self.net = self.build_net(config)
+        # Mean loss as optimizer comparisons define it: sum of batch losses / number of
+        # batches, unweighted (MeanMetric without weights), unlike Lightning's epoch mean,
+        # which weights by batch size.
+        self.train_mean_loss = MeanMetric()
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        metrics = self.build_metrics()
+        self.val_metrics, self.test_metrics = metrics.clone("val/"), metrics.clone("test/")
+
+    # --- what a task family defines -------------------------------------------------------
+    def build_net(self, config: dict) -> nn.Module:
+        raise NotImplementedError
+
+    def build_metrics(self) -> MetricCollection:
+        raise NotImplementedError
+
+    def loss(self, outputs: torch.Tensor, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, batch) -> None:
+        raise NotImplementedError
+
+    # --- shared training logic -------------------------------------------------------------
+    def _net_from_config(self, **data_facts) -> nn.Module:
+        model_cfg = {k: v for k, v in self.config["model"].items() if k != "task"}
+        return instantiate(model_cfg, **data_facts)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self(batch[0]), batch)
+        self.train_mean_loss.update(loss.detach())
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/mean_loss", self.train_mean_loss, on_step=False, on_epoch=True)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True)
+
+    def _evaluate(self, batch, stage: str) -> None:
+        outputs = self(batch[0])
+        loss, metrics = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_metrics")
+        loss.update(self.loss(outputs, batch))
+        self.update_metrics(metrics, outputs, batch)
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        self.log_dict(metrics, prog_bar=True)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.config["optimizer"], self)
+        scheduler = build_scheduler(self.config["scheduler"], optimizer, self.trainer)
+        return {"optimizer": optimizer, **({"lr_scheduler": scheduler} if scheduler else {})}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_states"] = collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng_states" in checkpoint:
+            restore_rng_states(checkpoint["rng_states"])
+
+
+class OCRModule(TaskModule):
+    """CTC over the network's per-column class scores; word accuracy and CER on greedy decoding."""
+
+    def build_net(self, config: dict) -> nn.Module:
+        self.charset = Charset(config["data"]["charset"])
+        self.ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+        return self._net_from_config(
+            num_classes=self.charset.num_classes, height=config["data"]["height"]
+        )
+
+    def build_metrics(self) -> MetricCollection:
+        return MetricCollection({"word_acc": MeanMetric(), "cer": CharErrorRate()})
+
+    def loss(self, outputs: torch.Tensor, batch) -> torch.Tensor:
+        _, targets, lengths = batch
+        log_probs = outputs.log_softmax(-1).transpose(0, 1)  # (T, N, C) as CTCLoss wants
+        frames = torch.full((outputs.shape[0],), outputs.shape[1], dtype=torch.long)
+        return self.ctc(log_probs, targets, frames, lengths)
+
+    def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, batch) -> None:
+        predicted = self.charset.greedy_decode(outputs)
+        truth = self.charset.decode_targets(batch[1], batch[2])
+        exact = torch.tensor([p == t for p, t in zip(predicted, truth, strict=True)])
+        metrics[f"{metrics.prefix}word_acc"].update(exact.float())
+        metrics[f"{metrics.prefix}cer"].update(predicted, truth)
+
+
+class ClassifierModule(TaskModule):
+    def build_net(self, config: dict) -> nn.Module:
+        return self._net_from_config(num_classes=len(config["data"]["classes"]))
+
+    def build_metrics(self) -> MetricCollection:
+        num_classes = len(self.config["data"]["classes"])
+        return MetricCollection({"acc": Accuracy(task="multiclass", num_classes=num_classes)})
+
+    def loss(self, outputs: torch.Tensor, batch) -> torch.Tensor:
+        return F.cross_entropy(outputs, batch[1])
+
+    def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, batch) -> None:
+        metrics[f"{metrics.prefix}acc"].update(outputs, batch[1])
+
+
+MODULES = {"ocr": OCRModule, "classification": ClassifierModule}

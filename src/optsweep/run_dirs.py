@@ -1,0 +1,47 @@
+"""Where runs and sweep trials live, as OmegaConf resolvers used by conf/hydra/default.yaml.
+
+A run is named by its overrides, so `ckpt_path=last` can find the earlier run of the same
+command, and a sweep trial always lands in the same directory (what makes sweeps resumable).
+"""
+
+import hashlib
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+# File systems refuse names over 255 bytes; keep room for a hash suffix.
+MAX_NAME = 200
+
+
+def trial_name(override_dirname: str) -> str:
+    """`optimizer=adam,lr=0.001`; `default` without overrides. Slashes in values (paths) would
+    nest directories, so they become underscores; a name too long for the file system is cut
+    and suffixed with a hash of the whole, so it stays unique and the same for the same command.
+    """
+    name = override_dirname.replace("/", "_") or "default"
+    if len(name.encode()) > MAX_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = name.encode()[:MAX_NAME].decode(errors="ignore") + "-" + digest
+    return name
+
+
+def newest_run_with_checkpoint(runs_of_command: Path) -> Path | None:
+    candidates = [p for p in runs_of_command.glob("*") if (p / LAST_CHECKPOINT).is_file()]
+    return max(candidates, key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, default=None)
+
+
+def run_dir(base: str, override_dirname: str, stamp: str, ckpt_path: str | None) -> str:
+    """A fresh `<base>/<overrides>/<stamp>`, or with `ckpt_path=last` the newest existing run
+    of the same overrides that has a last.ckpt, so the resumed run continues in place."""
+    runs_of_command = Path(base) / trial_name(override_dirname)
+    if ckpt_path == "last" and (previous := newest_run_with_checkpoint(runs_of_command)):
+        return str(previous)
+    return str(runs_of_command / stamp)
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("run_dir", run_dir, replace=True)
+    OmegaConf.register_new_resolver("trial_name", trial_name, replace=True)

@@ -1,0 +1,1 @@
+"""Sweep support: the end-of-sweep summary (Hydra callback)."""

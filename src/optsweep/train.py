@@ -1,0 +1,114 @@
+"""The Hydra entry point: compose -> validate -> seed -> build -> fit/resume -> test -> result.json.
+
+python train.py optimizer=adamp lr=3e-4 scheduler=onecycle
+python train.py -m optimizer=adam,sgd,adamp lr=1e-3,1e-1
+python train.py ckpt_path=last            # continue the last run of this command
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from optsweep.callbacks import ResultWriter
+from optsweep.checkpoints import resolve_ckpt_path
+from optsweep.errors import UserError
+from optsweep.module import MODULES
+from optsweep.run_dirs import register_resolvers
+from optsweep.validate import check_knobs
+
+# Absolute: a relative config_path would be taken as a Python package by Hydra, because this
+# module is imported (by the root train.py shim or `python -m`), not run as a file.
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks")
+
+register_resolvers()
+
+
+def _build_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:
+    kwargs = {
+        k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k != "task"
+    }
+    try:
+        return instantiate(kwargs)
+    except InstantiationException as err:
+        # Hydra wraps whatever the constructor raised; a missing folder is the user's to fix.
+        if isinstance(err.__cause__, UserError):
+            raise err.__cause__ from None
+        raise
+
+
+def _format_metrics(row: dict | None, keys: tuple[str, ...] = ("val/", "test/")) -> str:
+    row = row or {}
+    return " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith(keys) and v is not None)
+
+
+def fit(cfg: DictConfig) -> dict:
+    check_knobs(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir, config)
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = _build_datamodule(cfg.data)
+    config["data"].update(datamodule.describe())
+    module = MODULES[cfg.data.task](config)
+
+    hydra_cfg = HydraConfig.get()
+    writer = ResultWriter(
+        output_dir=str(output_dir),
+        overrides=list(hydra_cfg.overrides.task),
+        choices={g: hydra_cfg.runtime.choices.get(g) for g in GROUPS}
+        | {k: cfg[k] for k in ("lr", "batch_size", "epochs", "seed", "weight_decay")},
+    )
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer]
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        test = {}
+        if cfg.test:
+            best = trainer.checkpoint_callback.best_model_path or None
+            (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+    except KeyboardInterrupt:
+        writer.write("interrupted")
+        raise
+    except Exception as err:
+        writer.write("failed", error=str(err).strip().splitlines()[-1] if str(err) else repr(err))
+        raise
+    return writer.write("completed", test={k: float(v) for k, v in test.items()})
+
+
+def _discard_if_untouched(output_dir: Path) -> None:
+    """Remove a run dir that holds only what Hydra wrote before we refused the input."""
+    if output_dir.is_dir() and {p.name for p in output_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(output_dir)
+        if not any(output_dir.parent.iterdir()):
+            output_dir.parent.rmdir()  # the <overrides> folder, if this was its only run
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        result = fit(cfg)
+    except UserError as err:
+        _discard_if_untouched(Path(cfg.paths.output_dir))
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    best = result["best"] or {}
+    print(
+        f"done: {result['checkpoints']['best']} | {_format_metrics(best, ('val/',))} "
+        f"| {_format_metrics(result['test'])}"
+    )
+    return best.get(result["monitor"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Test helpers: tiny configs composed through the real Hydra tree, tiny data written to
+tmp_path, and a runner for the real `python train.py` command line."""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+from PIL import Image
+
+from optsweep.train import CONFIG_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+# A few batches of everything: seconds per fit on a 2-core CPU.
+TINY_OCR = [
+    "data.train_size=96",
+    "data.val_size=32",
+    "data.test_size=32",
+    "batch_size=32",
+    "trainer=cpu",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def compose_cfg(overrides: list[str], output_dir: Path):
+    """The config `python train.py <overrides>` would get, with HydraConfig set as in a run."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        del cfg.hydra
+    return cfg
+
+
+def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """`python train.py ...` in a fresh process, outputs under cwd/outputs."""
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "200"}
+    proc = subprocess.run(
+        # Flags (-m, --cfg) go first in args: argparse takes overrides only after them.
+        [sys.executable, str(ROOT / "train.py"), *args, f"paths.log_dir={cwd}/outputs"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+def write_cifar_folder(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
+    """A CIFAR-10 python-format folder (the same pickled batches) with random images."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    def batch(name: str) -> None:
+        labels = rng.integers(0, 10, per_batch).tolist()
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": labels}, f)
+
+    for i in range(1, 6):
+        batch(f"data_batch_{i}")
+    batch("test_batch")
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship"]
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [*names, "truck"]}, f)
+    return root
+
+
+def write_image_folder(root: Path, classes=("circle", "square"), per_class: int = 12) -> Path:
+    """An ImageFolder tree whose classes are visibly different, so a model can learn them."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label, name in enumerate(classes):
+            (root / split / name).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 60, (40, 40, 3), dtype=np.uint8)
+                pixels[10:30, 10:30, label] = 230  # a bright square in this class's channel
+                Image.fromarray(pixels).save(root / split / name / f"{i:03d}.png")
+    return root

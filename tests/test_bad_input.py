@@ -1,0 +1,71 @@
+"""Mistakes a user can make end in one readable line and a non-zero exit, no traceback, and
+leave what is already on disk untouched."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import TINY_OCR, run_cli
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A finished run, plus a truncated and a foreign file, as a user's disk would hold."""
+    root = tmp_path_factory.mktemp("bad_input")
+    run_cli([*TINY_OCR, "epochs=1", "test=false"], root)
+    (last,) = root.glob("outputs/runs/*/*/checkpoints/last.ckpt")
+    data = last.read_bytes()
+    (root / "truncated.ckpt").write_bytes(data[: len(data) // 2])
+    (root / "notes.ckpt").write_text("not a checkpoint\n")
+    return root
+
+
+CASES = {
+    "negative lr": (["lr=-1"], "lr must be a positive number"),
+    "text lr": (["lr=abc"], "lr must be a positive number"),
+    "zero epochs": (["epochs=0"], "epochs must be a positive integer"),
+    "missing ckpt": (["ckpt_path=missing.ckpt"], "missing.ckpt does not exist"),
+    "truncated ckpt": (["ckpt_path=truncated.ckpt"], "cannot be read (truncated"),
+    "foreign ckpt": (["ckpt_path=notes.ckpt"], "cannot be read"),
+    "last without a run": (["ckpt_path=last", "lr=0.5"], "no earlier run with these overrides"),
+    "model/data mismatch": (["model=simple_cnn"], "model and data do not fit"),
+}
+
+
+@pytest.mark.parametrize(("args", "message"), CASES.values(), ids=CASES.keys())
+def test_bad_input_is_one_line_and_nothing_is_lost(workdir, args, message):
+    before = snapshot(workdir)
+    proc = run_cli([*TINY_OCR, *args], workdir, check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert snapshot(workdir) == before  # nothing overwritten, lost, or left behind
+
+
+def test_unknown_group_option_lists_the_valid_choices(workdir):
+    proc = run_cli(["optimizer=adamx"], workdir, check=False)
+    assert proc.returncode != 0
+    assert "Could not find 'optimizer/adamx'" in proc.stderr
+    for choice in ("adam", "adamp", "adamw", "madgrad", "sgd"):
+        assert f"\t{choice}\n" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_resume_with_another_optimizer_is_refused(workdir, tmp_path):
+    (last,) = workdir.glob("outputs/runs/*/*/checkpoints/last.ckpt")
+    shutil.copy(last, tmp_path / "adam.ckpt")
+    proc = run_cli([*TINY_OCR, "optimizer=sgd", f"ckpt_path={tmp_path}/adam.ckpt"], tmp_path, False)
+    assert proc.returncode != 0
+    assert "holds torch.optim.Adam state, not torch.optim.SGD" in proc.stderr

@@ -1,0 +1,84 @@
+"""Resume: a killed run continued from its checkpoint ends exactly where an uninterrupted run
+ends. Real subprocesses, a real SIGKILL, real checkpoints on disk."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import TINY_OCR, run_cli, write_image_folder
+
+KILL_AT_EPOCH_2 = ["+callbacks.killer._target_=killer.KillAtEpoch", "+callbacks.killer.epoch=2"]
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def only_run(outputs: Path) -> Path:
+    (run_dir,) = [p.parent for p in outputs.glob("runs/*/*/result.json")]
+    return run_dir
+
+
+TASKS = {
+    # CTC + Adam + StepLR halving every epoch: optimizer and scheduler state both matter.
+    "ocr": [*TINY_OCR, "scheduler=step", "scheduler.scheduler.step_size=1", "test=false"],
+    # Random crops and flips draw from the global RNG, so RNG state must be restored too.
+    "image_folder": [
+        "data=image_folder",
+        "model=simple_cnn",
+        "batch_size=8",
+        "optimizer=sgd",
+        "lr=0.05",
+        "trainer=cpu",
+        "test=false",
+    ],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", TASKS)
+def test_kill_and_resume_equals_uninterrupted_run(tmp_path, task):
+    args = list(TASKS[task])
+    if task == "image_folder":
+        args.append(f"data.root={write_image_folder(tmp_path / 'images')}")
+
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    run_cli([*args, "epochs=4"], straight)
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    proc = run_cli([*args, "epochs=4", *KILL_AT_EPOCH_2], killed, check=False)
+    assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILL: no cleanup ran
+    run_dir = only_run(killed / "outputs")
+    interrupted = json.loads((run_dir / "result.json").read_text())
+    assert interrupted["status"] == "running" and interrupted["epochs_completed"] == 2
+
+    # The user retypes the same command plus ckpt_path=last: it continues in place.
+    run_cli([*args, "epochs=4", *KILL_AT_EPOCH_2, "ckpt_path=last"], killed)
+    assert only_run(killed / "outputs") == run_dir
+    resumed = json.loads((run_dir / "result.json").read_text())
+    assert resumed["status"] == "completed"
+    assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2, 3]
+
+    expected, actual = final_weights(only_run(straight / "outputs")), final_weights(run_dir)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+    reference = json.loads((only_run(straight / "outputs") / "result.json").read_text())
+    assert resumed["history"] == reference["history"]
+
+
+def test_resume_from_an_explicit_checkpoint_continues_its_epochs(tmp_path):
+    run_cli([*TINY_OCR, "epochs=1", "test=false"], tmp_path)
+    first = only_run(tmp_path / "outputs")
+    ckpt = first / "checkpoints" / "last.ckpt"
+    run_cli([*TINY_OCR, "epochs=2", "test=false", f"ckpt_path='{ckpt}'"], tmp_path)
+    runs = sorted(p.parent for p in (tmp_path / "outputs").glob("runs/*/*/result.json"))
+    (second,) = [r for r in runs if r != first]
+    result = json.loads((second / "result.json").read_text())
+    assert [h["epoch"] for h in result["history"]] == [0, 1]  # epoch 0 came with the checkpoint
+    assert result["status"] == "completed"
