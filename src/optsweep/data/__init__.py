@@ -1,0 +1,1 @@
+"""LightningDataModules: synthetic OCR (default), OCR folders, CIFAR-10, image folders."""

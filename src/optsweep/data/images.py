@@ -1,0 +1,95 @@
+"""The datamodule base shared by the image-classification datasets: uint8 image tensors in
+memory, a seeded train/val split, and batch augmentation + normalisation on the device."""
+
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch.utils.data import TensorDataset
+from torchvision.transforms.functional import pil_to_tensor
+
+from optsweep.data.augment import normalize, random_crop, random_hflip
+from optsweep.data.loaders import make_loader
+from optsweep.errors import UserError
+
+CROP_PADDING = 4
+
+
+def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """RGB, resized to size x size (a no-op for CIFAR's 32x32), as (3, size, size) uint8."""
+    image = image.convert("RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    return pil_to_tensor(image)
+
+
+class ImageClassificationDataModule(pl.LightningDataModule):
+    """Subclasses provide `load()`: (train images, train labels, test images, test labels,
+    class names), images as (N, 3, H, W) uint8."""
+
+    task = "classification"
+
+    def __init__(
+        self, val_fraction: float, augment: bool, seed: int, batch_size: int, num_workers: int
+    ) -> None:
+        super().__init__()
+        if not 0 < val_fraction < 1:
+            raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+        self.val_fraction = val_fraction
+        self.augment = augment
+        self.seed = seed
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.datasets: dict[str, TensorDataset] = {}
+        self.classes: list[str] = []
+        self.mean: list[float] = []
+        self.std: list[float] = []
+
+    def load(self):
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """What a checkpoint must remember to classify new images the way training did."""
+        self.setup()
+        size = self.datasets["train"].tensors[0].shape[-1]
+        return {"classes": self.classes, "mean": self.mean, "std": self.std, "image_size": size}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        images, labels, test_images, test_labels, self.classes = self.load()
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
+        n_val = max(1, int(len(images) * self.val_fraction))
+        val, train = order[:n_val], order[n_val:]
+        # Normalisation statistics of the training split only.
+        pixels = images[train].float().div(255).transpose(0, 1).flatten(1)
+        self.mean, self.std = pixels.mean(1).tolist(), pixels.std(1).tolist()
+        self.datasets = {
+            "train": TensorDataset(images[train], labels[train]),
+            "val": TensorDataset(images[val], labels[val]),
+            "test": TensorDataset(test_images, test_labels),
+        }
+
+    def _loader(self, split: str, shuffle: bool):
+        return make_loader(
+            self.datasets[split],
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader("test", shuffle=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        images = images.float().div_(255.0)
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images = random_hflip(random_crop(images, CROP_PADDING))
+        return normalize(images, self.mean, self.std), labels
