@@ -33,6 +33,14 @@ def test_ocr_synth_fit_writes_result_checkpoints_and_metrics(tmp_path):
     assert on_disk["status"] == "completed" and on_disk["history"] == result["history"]
 
 
+def test_testing_the_best_checkpoint_keeps_the_whole_history(tmp_path):
+    # mode=max on val/loss makes an early epoch "best", so testing it restores an old state.
+    overrides = [*TINY_OCR, "epochs=3", "callbacks.model_checkpoint.mode=max"]
+    result = fit(compose_cfg(overrides, tmp_path))
+    assert result["best"]["epoch"] < result["final"]["epoch"] == 2
+    assert [h["epoch"] for h in result["history"]] == [0, 1, 2]
+
+
 def test_train_mean_loss_is_the_unweighted_mean_of_batch_losses(tmp_path):
     # 80 samples in batches of 32: 32 + 32 + 16, so a batch-size-weighted mean would differ.
     fit(compose_cfg([*TINY_OCR, "data.train_size=80", "epochs=2"], tmp_path))

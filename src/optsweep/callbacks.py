@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.trainer.states import TrainerFn
 
 RESULT_FILE = "result.json"
 
@@ -52,6 +53,10 @@ class ResultWriter(pl.Callback):
         return {"history": self.history, "wall_seconds": self.wall_seconds}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        # Lightning restores callback state for `trainer.test(ckpt_path=best)` too; the best
+        # checkpoint's history stops at its epoch, so only a resumed fit takes it.
+        if self.trainer is None or self.trainer.state.fn != TrainerFn.FITTING:
+            return
         self.history = list(state_dict["history"])
         self.wall_before = float(state_dict["wall_seconds"])
         self.started = time.monotonic()

@@ -7,6 +7,7 @@ python train.py ckpt_path=last            # continue the last run of this comman
 
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -29,6 +30,12 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks")
 
 register_resolvers()
+
+# Misleading noise: CSVLogger says old logs "will be deleted" because Hydra already wrote
+# .hydra/ into the run dir (it appends to metrics.csv and deletes nothing), and Lightning
+# trips over a deprecation inside torch's pytree.
+warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 
 
 def _build_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:

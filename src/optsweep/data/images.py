@@ -1,14 +1,13 @@
 """The datamodule base shared by the image-classification datasets: uint8 image tensors in
 memory, a seeded train/val split, and batch augmentation + normalisation on the device."""
 
-import pytorch_lightning as pl
 import torch
 from PIL import Image
 from torch.utils.data import TensorDataset
 from torchvision.transforms.functional import pil_to_tensor
 
 from optsweep.data.augment import normalize, random_crop, random_hflip
-from optsweep.data.loaders import make_loader
+from optsweep.data.loaders import TensorDataModule
 from optsweep.errors import UserError
 
 CROP_PADDING = 4
@@ -22,7 +21,7 @@ def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
     return pil_to_tensor(image)
 
 
-class ImageClassificationDataModule(pl.LightningDataModule):
+class ImageClassificationDataModule(TensorDataModule):
     """Subclasses provide `load()`: (train images, train labels, test images, test labels,
     class names), images as (N, 3, H, W) uint8."""
 
@@ -31,15 +30,11 @@ class ImageClassificationDataModule(pl.LightningDataModule):
     def __init__(
         self, val_fraction: float, augment: bool, seed: int, batch_size: int, num_workers: int
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed, num_workers)
         if not 0 < val_fraction < 1:
             raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
         self.val_fraction = val_fraction
         self.augment = augment
-        self.seed = seed
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.datasets: dict[str, TensorDataset] = {}
         self.classes: list[str] = []
         self.mean: list[float] = []
         self.std: list[float] = []
@@ -68,24 +63,6 @@ class ImageClassificationDataModule(pl.LightningDataModule):
             "val": TensorDataset(images[val], labels[val]),
             "test": TensorDataset(test_images, test_labels),
         }
-
-    def _loader(self, split: str, shuffle: bool):
-        return make_loader(
-            self.datasets[split],
-            self.batch_size,
-            shuffle=shuffle,
-            seed=self.seed,
-            num_workers=self.num_workers,
-        )
-
-    def train_dataloader(self):
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self):
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self):
-        return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

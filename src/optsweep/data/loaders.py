@@ -1,8 +1,9 @@
 """DataLoader construction shared by every datamodule, built so that a resumed run sees the
 same batches in the same order as an uninterrupted one."""
 
+import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -41,3 +42,33 @@ def make_loader(
         persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+class TensorDataModule(pl.LightningDataModule):
+    """Splits held in memory as TensorDatasets ("train", "val", "test"), served by make_loader:
+    shuffled by (seed, epoch) for training, in order for evaluation."""
+
+    def __init__(self, batch_size: int, seed: int, num_workers: int) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_workers = num_workers
+        self.datasets: dict[str, TensorDataset] = {}
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return make_loader(
+            self.datasets[split],
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
