@@ -1,6 +1,5 @@
-"""A callback the resume tests inject with `+callbacks.killer._target_=killer.KillAtEpoch`:
-it SIGKILLs its own process at the start of `epoch`, a real crash at a known point. It only
-fires in a fresh run, so the resumed run with the same overrides goes on."""
+"""Callbacks the tests inject through the config, e.g.
+`+callbacks.killer._target_=killer.KillAtEpoch`: faults at known points, and a probe."""
 
 import os
 import signal
@@ -9,9 +8,36 @@ import pytorch_lightning as pl
 
 
 class KillAtEpoch(pl.Callback):
+    """SIGKILLs its own process at the start of `epoch`: a real crash at a known point. It
+    fires only in a fresh run, so the resumed run with the same overrides goes on."""
+
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch == self.epoch and trainer.ckpt_path is None:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RaiseAtEpoch(pl.Callback):
+    """Raises inside training at the start of `epoch`: a trial that crashes."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"boom at epoch {self.epoch}\nsecond line of the error")
+
+
+class OptimizerStateProbe(pl.Callback):
+    """Records the optimizer state Lightning hands to training, right after any restore."""
+
+    seen: list[dict] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        state = trainer.optimizers[0].state_dict()["state"]
+        # Cloned: the optimizer updates its state tensors in place as training goes on.
+        OptimizerStateProbe.seen.append(
+            {i: {k: v.clone() for k, v in s.items()} for i, s in state.items()}
+        )

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import TINY_OCR, run_cli
 
@@ -25,8 +26,10 @@ def workdir(tmp_path_factory) -> Path:
     run_cli([*TINY_OCR, "epochs=1", "test=false"], root)
     (last,) = root.glob("outputs/runs/*/*/checkpoints/last.ckpt")
     data = last.read_bytes()
+    (root / "first.ckpt").write_bytes(data)
     (root / "truncated.ckpt").write_bytes(data[: len(data) // 2])
     (root / "notes.ckpt").write_text("not a checkpoint\n")
+    torch.save({"weights": torch.zeros(2)}, root / "weights.pt")
     return root
 
 
@@ -37,6 +40,11 @@ CASES = {
     "missing ckpt": (["ckpt_path=missing.ckpt"], "missing.ckpt does not exist"),
     "truncated ckpt": (["ckpt_path=truncated.ckpt"], "cannot be read (truncated"),
     "foreign ckpt": (["ckpt_path=notes.ckpt"], "cannot be read"),
+    "torch file, not a checkpoint": (
+        ["ckpt_path=weights.pt"],
+        "not an optsweep training checkpoint",
+    ),
+    "another image height": (["ckpt_path=first.ckpt", "data.height=48"], "data.height=32"),
     "last without a run": (["ckpt_path=last", "lr=0.5"], "no earlier run with these overrides"),
     "model/data mismatch": (["model=simple_cnn"], "model and data do not fit"),
 }
@@ -68,4 +76,4 @@ def test_resume_with_another_optimizer_is_refused(workdir, tmp_path):
     shutil.copy(last, tmp_path / "adam.ckpt")
     proc = run_cli([*TINY_OCR, "optimizer=sgd", f"ckpt_path={tmp_path}/adam.ckpt"], tmp_path, False)
     assert proc.returncode != 0
-    assert "holds torch.optim.Adam state, not torch.optim.SGD" in proc.stderr
+    assert "trained with optimizer torch.optim.Adam, not torch.optim.SGD" in proc.stderr

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from killer import OptimizerStateProbe
 
 from helpers import TINY_OCR, compose_cfg
-from optsweep.module import OCRModule
 from optsweep.train import fit
 
 NAME = re.compile(
@@ -38,14 +38,13 @@ def test_checkpoint_holds_optimizer_and_scheduler_state(tmp_path, optimizer, sta
         assert isinstance(checkpoint["hyper_parameters"]["config"], dict)
         assert "rng_states" in checkpoint
 
-    # The optimizer state survives the round trip: a module + optimizer rebuilt from the file
-    # hold exactly the tensors that were saved.
-    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
-    module = OCRModule(checkpoint["hyper_parameters"]["config"])
-    module.load_state_dict(checkpoint["state_dict"])
-    rebuilt = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    opt = rebuilt(module.parameters(), lr=0.002)
-    opt.load_state_dict(checkpoint["optimizer_states"][0])
-    saved = checkpoint["optimizer_states"][0]["state"]
-    for index, param in enumerate(module.parameters()):
-        torch.testing.assert_close(opt.state[param][state_key], saved[index][state_key])
+    # Resuming hands training exactly the saved optimizer state (probed at on_train_start).
+    OptimizerStateProbe.seen.clear()
+    probe = ["+callbacks.probe._target_=killer.OptimizerStateProbe"]
+    resumed = [*TINY_OCR, f"optimizer={optimizer}", "lr=0.002", "scheduler=step", "epochs=3"]
+    fit(compose_cfg([*resumed, *probe, f"ckpt_path={last}"], tmp_path / "resumed"))
+    (seen,) = OptimizerStateProbe.seen
+    saved = torch.load(last, map_location="cpu", weights_only=True)["optimizer_states"][0]["state"]
+    assert seen.keys() == saved.keys()
+    for index, state in saved.items():
+        torch.testing.assert_close(seen[index][state_key], state[state_key], rtol=0, atol=0)

@@ -73,11 +73,16 @@ def test_every_model_config_builds_a_network(name, tmp_path):
 
 
 def test_help_lists_every_group_with_its_choices(tmp_path):
-    out = run_cli(["--help"], tmp_path).stdout
+    lines = run_cli(["--help"], tmp_path).stdout.splitlines()
     for group in GROUPS:
-        assert f"{group}:" in out
-        for option in options(group):
-            assert option in out
+        assert f"{group}: {', '.join(options(group))}" in lines, group
+
+
+def test_experiment_and_sweep_overlays_set_the_top_level_knobs(tmp_path):
+    cfg = compose_cfg(["experiment=cifar10_resnet18"], tmp_path)
+    assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.weight_decay) == (0.1, 128, 30, 5e-4)
+    assert cfg.optimizer.lr == 0.1 and cfg.data.batch_size == 128
+    assert compose_cfg(["sweep=default"], tmp_path).trainer.max_epochs == 3
 
 
 def test_cfg_job_prints_the_resolved_config(tmp_path):

@@ -41,6 +41,22 @@ def test_testing_the_best_checkpoint_keeps_the_whole_history(tmp_path):
     assert [h["epoch"] for h in result["history"]] == [0, 1, 2]
 
 
+def test_fit_without_a_logger_still_writes_its_result(tmp_path):
+    result = fit(compose_cfg([*TINY_OCR, "epochs=1", "logger=none", "test=false"], tmp_path))
+    assert result["status"] == "completed" and result["history"][0]["val/loss"] is not None
+    assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_a_crash_is_recorded_as_failed_with_the_last_error_line(tmp_path):
+    boom = ["+callbacks.boom._target_=killer.RaiseAtEpoch", "+callbacks.boom.epoch=1"]
+    with pytest.raises(RuntimeError, match="boom at epoch 1"):
+        fit(compose_cfg([*TINY_OCR, "epochs=3", *boom], tmp_path))
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "failed"
+    assert result["error"] == "second line of the error"
+    assert result["epochs_completed"] == 1
+
+
 def test_train_mean_loss_is_the_unweighted_mean_of_batch_losses(tmp_path):
     # 80 samples in batches of 32: 32 + 32 + 16, so a batch-size-weighted mean would differ.
     fit(compose_cfg([*TINY_OCR, "data.train_size=80", "epochs=2"], tmp_path))

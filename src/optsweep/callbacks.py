@@ -75,6 +75,16 @@ class ResultWriter(pl.Callback):
         self.history = [h for h in self.history if h["epoch"] < row["epoch"]] + [row]
         self.write("running")
 
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        # Lightning turns Ctrl-C into a graceful stop (and SystemExit) before our code sees it.
+        if isinstance(exception, KeyboardInterrupt):
+            self.write("interrupted")
+        else:
+            last_line = (str(exception).strip().splitlines() or [repr(exception)])[-1]
+            self.write("failed", error=last_line)
+
     def _best_row(self) -> dict | None:
         checkpoint = self.trainer.checkpoint_callback if self.trainer else None
         monitor = getattr(checkpoint, "monitor", None)

@@ -29,10 +29,11 @@ def load_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path, config: dict) -> str | None:
-    """The file to resume from (None for a fresh run), checked to fit the current config."""
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> tuple[str | None, dict]:
+    """The file to resume from (None for a fresh run) and the config it was trained with,
+    checked to be a readable training checkpoint before any data is touched."""
     if ckpt_path is None:
-        return None
+        return None, {}
     if ckpt_path == "last":
         path = output_dir / LAST_CHECKPOINT
         if not path.is_file():
@@ -41,20 +42,37 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path, config: dict) -> 
                 f"under {output_dir.parent}; run without ckpt_path to start one"
             )
     else:
-        path = Path(ckpt_path)
-    saved = load_checkpoint(path)["hyper_parameters"].get("config", {})
-    for group in ("model", "data"):
-        trained_with = saved.get(group, {}).get("_target_")
-        if trained_with != config[group]["_target_"]:
+        path = Path(str(ckpt_path))
+    return str(path), load_checkpoint(path)["hyper_parameters"].get("config", {})
+
+
+def _target(config: dict, *keys: str):
+    for key in keys:
+        config = (config or {}).get(key)
+    return config
+
+
+def check_compatible(path: str, saved: dict, config: dict, data_facts: dict) -> None:
+    """Refuse a checkpoint whose weights or optimizer/scheduler state do not fit the current
+    run (Lightning would raise a size-mismatch traceback, or silently mis-load a scheduler)."""
+    for what, keys in {
+        "model": ("model", "_target_"),
+        "data": ("data", "_target_"),
+        "optimizer": ("optimizer", "_target_"),
+        "scheduler": ("scheduler", "scheduler", "_target_"),
+    }.items():
+        trained_with, now = _target(saved, *keys), _target(config, *keys)
+        if trained_with != now:
             raise UserError(
-                f"checkpoint {path} was trained with {group} {trained_with}, "
-                f"not {config[group]['_target_']}: pick the matching {group}=... override"
+                f"checkpoint {path} was trained with {what} {trained_with}, not {now}: "
+                f"resume with the {what} it was trained with"
             )
     if saved.get("model") != config["model"]:
         raise UserError(f"checkpoint {path} has another model shape: {saved.get('model')}")
-    if saved.get("optimizer", {}).get("_target_") != config["optimizer"]["_target_"]:
-        raise UserError(
-            f"checkpoint {path} holds {saved.get('optimizer', {}).get('_target_')} state, not "
-            f"{config['optimizer']['_target_']}: resume with the optimizer it was trained with"
-        )
-    return str(path)
+    for key, value in data_facts.items():
+        trained_with = saved.get("data", {}).get(key)
+        if trained_with != value:
+            raise UserError(
+                f"checkpoint {path} was trained with data.{key}={trained_with!r}, "
+                f"the data now gives {value!r}"
+            )

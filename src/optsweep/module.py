@@ -111,7 +111,9 @@ class OCRModule(TaskModule):
     def update_metrics(self, metrics: MetricCollection, outputs: torch.Tensor, batch) -> None:
         predicted = self.charset.greedy_decode(outputs)
         truth = self.charset.decode_targets(batch[1], batch[2])
-        exact = torch.tensor([p == t for p, t in zip(predicted, truth, strict=True)])
+        exact = torch.tensor(
+            [p == t for p, t in zip(predicted, truth, strict=True)], device=outputs.device
+        )
         metrics[f"{metrics.prefix}word_acc"].update(exact.float())
         metrics[f"{metrics.prefix}cer"].update(predicted, truth)
 

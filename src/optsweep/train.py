@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from optsweep.callbacks import ResultWriter
-from optsweep.checkpoints import resolve_ckpt_path
+from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.errors import UserError
 from optsweep.module import MODULES
 from optsweep.run_dirs import register_resolvers
@@ -60,11 +60,14 @@ def fit(cfg: DictConfig) -> dict:
     check_knobs(cfg)
     output_dir = Path(cfg.paths.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, output_dir, config)
+    ckpt_path, trained_config = resolve_ckpt_path(cfg.ckpt_path, output_dir)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = _build_datamodule(cfg.data)
-    config["data"].update(datamodule.describe())
+    data_facts = datamodule.describe()
+    config["data"].update(data_facts)
+    if ckpt_path:
+        check_compatible(ckpt_path, trained_config, config, data_facts)
     module = MODULES[cfg.data.task](config)
 
     hydra_cfg = HydraConfig.get()
@@ -74,22 +77,21 @@ def fit(cfg: DictConfig) -> dict:
         choices={g: hydra_cfg.runtime.choices.get(g) for g in GROUPS}
         | {k: cfg[k] for k in ("lr", "batch_size", "epochs", "seed", "weight_decay")},
     )
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer]
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    callbacks = [
+        instantiate(c)
+        for c in cfg.callbacks.values()
+        # LearningRateMonitor refuses to run without a logger to write to.
+        if loggers or not c._target_.endswith("LearningRateMonitor")
+    ] + [writer]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        test = {}
-        if cfg.test:
-            best = trainer.checkpoint_callback.best_model_path or None
-            (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-    except KeyboardInterrupt:
-        writer.write("interrupted")
-        raise
-    except Exception as err:
-        writer.write("failed", error=str(err).strip().splitlines()[-1] if str(err) else repr(err))
-        raise
+    # A crash or Ctrl-C is recorded in result.json by ResultWriter.on_exception.
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    test = {}
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path or None
+        (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     return writer.write("completed", test={k: float(v) for k, v in test.items()})
 
 

@@ -25,7 +25,7 @@ def summary_lines(sweep_dir: Path) -> list[str]:
 
     def rank(item):
         name, result = item
-        value = final_mean_loss(item[1])
+        value = final_mean_loss(result)
         return (result["status"] != "completed", value is None, value or 0.0, name)
 
     lines = []
@@ -34,7 +34,7 @@ def summary_lines(sweep_dir: Path) -> list[str]:
         metrics = " ".join(
             f"{k}={v:.4f}"
             for k, v in final.items()
-            if k == MEAN_LOSS or k.startswith("val/") and v is not None
+            if (k == MEAN_LOSS or k.startswith("val/")) and v is not None
         )
         lines.append(
             f"{name:<40} {result['status']:<10} epochs={result['epochs_completed']:<3} "
