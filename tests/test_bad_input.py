@@ -25,6 +25,10 @@ def workdir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bad_input")
     run_cli([*TINY_OCR, "epochs=1", "test=false"], root)
     (last,) = root.glob("outputs/runs/*/*/checkpoints/last.ckpt")
+    # A second run whose last.ckpt was cut short, as a kill during saving would leave it.
+    run_cli([*TINY_OCR, "epochs=1", "test=false", "seed=7"], root)
+    (cut,) = [p for p in root.glob("outputs/runs/*/*/checkpoints/last.ckpt") if p != last]
+    cut.write_bytes(cut.read_bytes()[:1000])
     data = last.read_bytes()
     (root / "first.ckpt").write_bytes(data)
     (root / "truncated.ckpt").write_bytes(data[: len(data) // 2])
@@ -46,6 +50,7 @@ CASES = {
     ),
     "another image height": (["ckpt_path=first.ckpt", "data.height=48"], "data.height=32"),
     "last without a run": (["ckpt_path=last", "lr=0.5"], "no earlier run with these overrides"),
+    "last is truncated": (["ckpt_path=last", "seed=7", "epochs=1"], "cannot be read (truncated"),
     "model/data mismatch": (["model=simple_cnn"], "model and data do not fit"),
 }
 
@@ -72,8 +77,7 @@ def test_unknown_group_option_lists_the_valid_choices(workdir):
 
 
 def test_resume_with_another_optimizer_is_refused(workdir, tmp_path):
-    (last,) = workdir.glob("outputs/runs/*/*/checkpoints/last.ckpt")
-    shutil.copy(last, tmp_path / "adam.ckpt")
+    shutil.copy(workdir / "first.ckpt", tmp_path / "adam.ckpt")
     proc = run_cli([*TINY_OCR, "optimizer=sgd", f"ckpt_path={tmp_path}/adam.ckpt"], tmp_path, False)
     assert proc.returncode != 0
     assert "trained with optimizer torch.optim.Adam, not torch.optim.SGD" in proc.stderr

@@ -47,7 +47,7 @@ class TaskModule(pl.LightningModule):
     # --- shared training logic -------------------------------------------------------------
     def _net_from_config(self, **data_facts) -> nn.Module:
         model_cfg = {k: v for k, v in self.config["model"].items() if k != "task"}
-        return instantiate(model_cfg, **data_facts)
+        return instantiate(model_cfg, _convert_="all", **data_facts)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

@@ -9,8 +9,13 @@ from hydra.utils import instantiate
 
 
 def build_optimizer(optimizer_cfg: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The optimizer config is a `_partial_` factory; here it gets the parameters."""
-    factory = instantiate(optimizer_cfg)
+    """The optimizer config is a `_partial_` factory; here it gets the parameters.
+
+    `_convert_="all"` hands the optimizer plain lists (betas, ...), not OmegaConf ListConfigs,
+    which it would keep in its param_groups and so in every checkpoint, where they break
+    `torch.load(weights_only=True)`.
+    """
+    factory = instantiate(optimizer_cfg, _convert_="all")
     return factory([p for p in model.parameters() if p.requires_grad])
 
 
@@ -25,7 +30,7 @@ def build_scheduler(
     """Lightning's lr_scheduler dict; `interval`, `frequency` and `monitor` come from the config."""
     if scheduler_cfg.get("scheduler") is None:
         return None
-    factory: partial = instantiate(scheduler_cfg["scheduler"])
+    factory: partial = instantiate(scheduler_cfg["scheduler"], _convert_="all")
     filled = {
         key: fill(trainer)
         for key, fill in _FROM_TRAINER.items()

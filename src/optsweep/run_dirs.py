@@ -42,6 +42,13 @@ def run_dir(base: str, override_dirname: str, stamp: str, ckpt_path: str | None)
     return str(runs_of_command / stamp)
 
 
+def hydra_subdir(ckpt_path: str | None) -> str | None:
+    """Where Hydra saves the composed config: `.hydra`, except when continuing a run in
+    place, whose `.hydra` already describes it (and must survive a refused resume)."""
+    return None if ckpt_path == "last" else ".hydra"
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_dir", run_dir, replace=True)
+    OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
     OmegaConf.register_new_resolver("trial_name", trial_name, replace=True)
