@@ -66,6 +66,12 @@ def test_every_scheduler_config_carries_its_interval(name, tmp_path):
         assert scheduler["interval"] == cfg["interval"]
     if name == "onecycle":
         assert scheduler["scheduler"].total_steps == 100  # filled from the trainer
+    if name == "cosine":
+        assert scheduler["scheduler"].T_max == 100
+    if name in ("linear", "polynomial"):
+        assert scheduler["scheduler"].total_iters == 100
+    if name == "plateau":
+        assert scheduler["monitor"] == "val/loss" and scheduler["scheduler"].factor == 0.5
 
 
 @pytest.mark.parametrize("name", options("model"))

@@ -12,7 +12,7 @@ from PIL import Image
 from helpers import TINY_OCR, compose_cfg, write_cifar_folder
 from optsweep.data.ocr_synth import render_sample
 from optsweep.errors import UserError
-from optsweep.train import fit
+from optsweep.train import CONFIG_DIR, fit
 
 
 def epoch_rows(metrics_csv: Path) -> list[dict]:
@@ -55,6 +55,17 @@ def test_a_crash_is_recorded_as_failed_with_the_last_error_line(tmp_path):
     assert result["status"] == "failed"
     assert result["error"] == "second line of the error"
     assert result["epochs_completed"] == 1
+
+
+SCHEDULERS = sorted(p.stem for p in (Path(CONFIG_DIR) / "scheduler").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_scheduler_runs_in_a_real_fit(tmp_path, scheduler):
+    result = fit(
+        compose_cfg([*TINY_OCR, "epochs=2", f"scheduler={scheduler}", "test=false"], tmp_path)
+    )
+    assert result["status"] == "completed" and len(result["history"]) == 2
 
 
 def test_train_mean_loss_is_the_unweighted_mean_of_batch_losses(tmp_path):

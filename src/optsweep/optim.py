@@ -21,7 +21,11 @@ def build_optimizer(optimizer_cfg: dict, model: torch.nn.Module) -> torch.optim.
 
 # Scheduler arguments left null in the config and filled from the trainer, because only the
 # trainer knows the length of the run (dataset size, batch size, epochs, accumulation).
-_FROM_TRAINER = {"total_steps": lambda trainer: int(trainer.estimated_stepping_batches)}
+def _run_steps(trainer: pl.Trainer) -> int:
+    return int(trainer.estimated_stepping_batches)
+
+
+_FROM_TRAINER = {"total_steps": _run_steps, "T_max": _run_steps, "total_iters": _run_steps}
 
 
 def build_scheduler(
