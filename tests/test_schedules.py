@@ -74,3 +74,12 @@ def test_onecycle_peaks_at_lr(tmp_path):
     assert max(lrs) == pytest.approx(LR, rel=1e-5) and lrs.index(max(lrs)) == 4
     assert lrs[0] == pytest.approx(LR / 25, rel=1e-5)
     assert lrs[-1] < LR / 1000
+
+
+def test_plateau_halves_after_patience_epochs_without_improvement(tmp_path):
+    # Word accuracy stays at 0 on this tiny task: a plateau by construction. The first epoch
+    # sets the best value; after `patience` (2) more epochs without improvement, the third
+    # bad epoch halves the LR for the epoch after it.
+    lrs = run_schedule(tmp_path, "plateau", 5, "scheduler.monitor=val/word_acc")
+    per_epoch = lrs[::STEPS_PER_EPOCH]
+    assert per_epoch == pytest.approx([LR, LR, LR, LR, LR / 2], rel=1e-5)
