@@ -7,8 +7,7 @@ from torch.utils.data import TensorDataset
 from torchvision.transforms.functional import pil_to_tensor
 
 from optsweep.data.augment import normalize, random_crop, random_hflip
-from optsweep.data.loaders import TensorDataModule
-from optsweep.errors import UserError
+from optsweep.data.loaders import TensorDataModule, check_val_fraction, seeded_split
 
 CROP_PADDING = 4
 
@@ -31,8 +30,7 @@ class ImageClassificationDataModule(TensorDataModule):
         self, val_fraction: float, augment: bool, seed: int, batch_size: int, num_workers: int
     ) -> None:
         super().__init__(batch_size, seed, num_workers)
-        if not 0 < val_fraction < 1:
-            raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+        check_val_fraction(val_fraction)
         self.val_fraction = val_fraction
         self.augment = augment
         self.classes: list[str] = []
@@ -52,9 +50,7 @@ class ImageClassificationDataModule(TensorDataModule):
         if self.datasets:
             return
         images, labels, test_images, test_labels, self.classes = self.load()
-        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
-        n_val = max(1, int(len(images) * self.val_fraction))
-        val, train = order[:n_val], order[n_val:]
+        train, val = seeded_split(len(images), self.val_fraction, self.seed)
         # Normalisation statistics of the training split only.
         pixels = images[train].float().div(255).transpose(0, 1).flatten(1)
         self.mean, self.std = pixels.mean(1).tolist(), pixels.std(1).tolist()

@@ -5,6 +5,22 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
+from optsweep.errors import UserError
+
+
+def check_val_fraction(val_fraction: float) -> None:
+    """Called by constructors, so a bad value is refused before any data is read."""
+    if not 0 < val_fraction < 1:
+        raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+
+
+def seeded_split(count: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, val indices): a permutation fixed by the seed, with `val_fraction` of it
+    (at least one sample) held out for validation."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, int(count * val_fraction))
+    return order[n_val:], order[:n_val]
+
 
 class EpochShuffleSampler(Sampler[int]):
     """A random permutation that depends only on (seed, epoch).

@@ -7,6 +7,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from rich.progress import track
 
+from optsweep.data.loaders import check_val_fraction, seeded_split
 from optsweep.data.ocr import OCRDataModule
 from optsweep.data.ocr_image import line_to_tensor
 from optsweep.errors import UserError
@@ -58,8 +59,8 @@ class FolderOCRDataModule(OCRDataModule):
         self.entries = {"train": read_gt(Path(train_dir))}
         if val_dir:
             self.entries["val"] = read_gt(Path(val_dir))
-        elif not 0 < val_fraction < 1:
-            raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+        else:
+            check_val_fraction(val_fraction)
         labels = [label for split in self.entries.values() for _, label in split]
         super().__init__(
             charset or "".join(sorted(set("".join(labels)))),
@@ -81,10 +82,8 @@ class FolderOCRDataModule(OCRDataModule):
         if "val" in self.entries:
             val = self.entries["val"]
         else:
-            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
-            n_val = max(1, int(len(train) * self.val_fraction))
-            val = [train[i] for i in order[:n_val]]
-            train = [train[i] for i in order[n_val:]]
+            train_idx, val_idx = seeded_split(len(train), self.val_fraction, self.seed)
+            train, val = [train[i] for i in train_idx], [train[i] for i in val_idx]
         out = {}
         for name, entries in (("train", train), ("val", val)):
             out[name] = (load_lines(entries, self.height, self.width), [e[1] for e in entries])
