@@ -1,6 +1,7 @@
 """Test helpers: tiny configs composed through the real Hydra tree, tiny data written to
 tmp_path, and a runner for the real `python train.py` command line."""
 
+import csv
 import os
 import pickle
 import subprocess
@@ -38,6 +39,13 @@ def compose_cfg(overrides: list[str], output_dir: Path):
         cfg.paths.output_dir = str(output_dir)
         del cfg.hydra
     return cfg
+
+
+def logged_lrs(run_dir: Path) -> list[float]:
+    """The LR of every optimizer step, as the step logged it (`train/lr` in metrics.csv)."""
+    with open(run_dir / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/lr")]
+    return [float(r["train/lr"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
 
 
 def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

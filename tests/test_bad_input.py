@@ -52,6 +52,19 @@ CASES = {
     "last without a run": (["ckpt_path=last", "lr=0.5"], "no earlier run with these overrides"),
     "last is truncated": (["ckpt_path=last", "seed=7", "epochs=1"], "cannot be read (truncated"),
     "model/data mismatch": (["model=simple_cnn"], "model and data do not fit"),
+    "unknown mode": (["mode=fast"], "mode must be one of train, lr_find"),
+    "unknown lr_scaling": (["lr_scaling=cubic"], "lr_scaling must be one of none, linear, sqrt"),
+    "effective_lr typed": (["effective_lr=0.1"], "effective_lr is derived from lr"),
+    "min_lr above lr": (["min_lr=0.1"], "min_lr must be >= 0 and below the LR (0.001)"),
+    "two warmup lengths": (["warmup_steps=5", "warmup_epochs=1"], "not both"),
+    "warmup as long as the run": (["warmup_epochs=8"], "leaves no training after the warmup"),
+    "warmup start factor 0": (["warmup_start_factor=0"], "warmup_start_factor must be in (0, 1]"),
+    "other weight-decay groups": (
+        ["ckpt_path=first.ckpt", "decay_1d_params=true"],
+        "trained with decay_1d_params=False, not True",
+    ),
+    "switch after the run": (["optimizer=adam_to_sgd", "epochs=3"], "would never switch"),
+    "lr_find from a checkpoint": (["mode=lr_find", "ckpt_path=first.ckpt"], "without ckpt_path"),
 }
 
 

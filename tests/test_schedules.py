@@ -1,22 +1,16 @@
-"""The LR the optimizer actually got, step by step in a real fit (read back from the logged
-`lr-Adam` column), equals the schedule's closed form."""
+"""The LR the optimizer actually got, step by step in a real fit (read back from the `train/lr`
+column, logged by the step that used it), equals the schedule's closed form."""
 
-import csv
 import math
+from pathlib import Path
 
 import pytest
 
-from helpers import TINY_OCR, compose_cfg
-from optsweep.train import fit
+from helpers import TINY_OCR, compose_cfg, logged_lrs
+from optsweep.train import CONFIG_DIR, fit
 
 LR = 0.01
 STEPS_PER_EPOCH = 3  # 96 samples, batch 32
-
-
-def logged_lrs(run_dir) -> list[float]:
-    with open(run_dir / "metrics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("lr-Adam")]
-    return [float(r["lr-Adam"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
 
 
 def run_schedule(tmp_path, scheduler: str, epochs: int, *extra: str) -> list[float]:
@@ -28,8 +22,9 @@ def run_schedule(tmp_path, scheduler: str, epochs: int, *extra: str) -> list[flo
 
 
 T = 2 * STEPS_PER_EPOCH
+MIN_LR = 0.002
 PER_STEP = {
-    "cosine": lambda t: 0.0 + (LR - 0.0) * (1 + math.cos(math.pi * t / T)) / 2,
+    "cosine": lambda t: MIN_LR + (LR - MIN_LR) * (1 + math.cos(math.pi * t / T)) / 2,
     "linear": lambda t: LR * (1 - t / T),
     "polynomial": lambda t: LR * (1 - t / T) ** 2,
 }
@@ -37,7 +32,7 @@ PER_STEP = {
 
 @pytest.mark.parametrize("scheduler", PER_STEP)
 def test_per_step_schedules_follow_their_formula(tmp_path, scheduler):
-    lrs = run_schedule(tmp_path, scheduler, 2)
+    lrs = run_schedule(tmp_path, scheduler, 2, f"min_lr={MIN_LR}")
     expected = [PER_STEP[scheduler](t) for t in range(T)]
     assert lrs == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
@@ -49,7 +44,16 @@ PER_EPOCH = {
         ["scheduler.scheduler.milestones=[1,3]"],
         lambda e: LR * 0.1 ** ((e >= 1) + (e >= 3)),
     ),
+    # SGDR with cycles of 1, 2, 4, ... epochs (T_0=1, T_mult=2).
+    "cosine_restarts": ([f"min_lr={MIN_LR}", "scheduler.scheduler.T_0=1"], lambda e: sgdr(e)),
 }
+
+
+def sgdr(epoch: int, cycle: int = 1, mult: int = 2) -> float:
+    """Each cycle runs from LR down toward MIN_LR, and the next is `mult` times longer."""
+    while epoch >= cycle:
+        epoch, cycle = epoch - cycle, cycle * mult
+    return MIN_LR + (LR - MIN_LR) * (1 + math.cos(math.pi * epoch / cycle)) / 2
 
 
 @pytest.mark.parametrize("scheduler", PER_EPOCH)
@@ -83,3 +87,34 @@ def test_plateau_halves_after_patience_epochs_without_improvement(tmp_path):
     lrs = run_schedule(tmp_path, "plateau", 5, "scheduler.monitor=val/word_acc")
     per_epoch = lrs[::STEPS_PER_EPOCH]
     assert per_epoch == pytest.approx([LR, LR, LR, LR, LR / 2], rel=1e-5)
+
+
+def warmup_factor(t: int, steps: int, start: float = 0.1) -> float:
+    return start + (1 - start) * t / steps if t < steps else 1.0
+
+
+@pytest.mark.parametrize("length", ["warmup_steps=3", "warmup_epochs=1"])
+def test_warmup_ramps_linearly_then_hands_over(tmp_path, length):
+    lrs = run_schedule(tmp_path, "none", 2, length)
+    assert lrs == pytest.approx([LR * warmup_factor(t, 3) for t in range(6)], rel=1e-5)
+    assert lrs[:4] == pytest.approx([LR / 10, LR * 0.4, LR * 0.7, LR], rel=1e-5)
+
+
+# Plateau watches word accuracy, which stays 0 here, so its reductions do not depend on the
+# loss, which warmup changes.
+EVERY_SCHEDULER = {
+    name.removesuffix(".yaml"): ["scheduler.monitor=val/word_acc"] if name == "plateau.yaml" else []
+    for name in sorted(p.name for p in (Path(CONFIG_DIR) / "scheduler").glob("*.yaml"))
+}
+
+
+@pytest.mark.parametrize("scheduler", EVERY_SCHEDULER)
+def test_warmup_composes_with_every_scheduler(tmp_path, scheduler):
+    # 4 warmup steps cross the first epoch boundary, where the per-epoch schedulers step.
+    # 5 epochs: plateau reduces in the last one.
+    extra = EVERY_SCHEDULER[scheduler]
+    plain = run_schedule(tmp_path / "plain", scheduler, 5, *extra)
+    warmed = run_schedule(tmp_path / "warmed", scheduler, 5, *extra, "warmup_steps=4")
+    assert warmed == pytest.approx(
+        [lr * warmup_factor(t, 4) for t, lr in enumerate(plain)], rel=1e-5
+    )

@@ -67,6 +67,12 @@ def check_compatible(path: str, saved: dict, config: dict, data_facts: dict) -> 
                 f"checkpoint {path} was trained with {what} {trained_with}, not {now}: "
                 f"resume with the {what} it was trained with"
             )
+    # The parameter groups of the optimizer state follow this knob.
+    if saved.get("decay_1d_params") != config["decay_1d_params"]:
+        raise UserError(
+            f"checkpoint {path} was trained with decay_1d_params={saved.get('decay_1d_params')}"
+            f", not {config['decay_1d_params']}: its optimizer state has other parameter groups"
+        )
     if saved.get("model") != config["model"]:
         raise UserError(f"checkpoint {path} has another model shape: {saved.get('model')}")
     for key, value in data_facts.items():

@@ -1,6 +1,8 @@
 """The LightningModules: one base that trains any network with any optimizer/scheduler config,
 and one subclass per task family for its loss and metrics."""
 
+import logging
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -9,9 +11,13 @@ from torch import nn
 from torchmetrics import Accuracy, MeanMetric, MetricCollection
 from torchmetrics.text import CharErrorRate
 
+from optsweep.adam_to_sgd import switch_if_due
 from optsweep.data.ocr_text import Charset
-from optsweep.optim import build_optimizer, build_scheduler
+from optsweep.optim import build_optimizer, build_scheduler, describe_groups
 from optsweep.rng import collect_rng_states, restore_rng_states
+from optsweep.warmup import Warmup, lr_multiplied
+
+log = logging.getLogger(__name__)
 
 
 class TaskModule(pl.LightningModule):
@@ -59,8 +65,19 @@ class TaskModule(pl.LightningModule):
         self.log("train/mean_loss", self.train_mean_loss, on_step=False, on_epoch=True)
         return loss
 
+    def on_train_start(self) -> None:
+        steps_per_epoch = self.trainer.estimated_stepping_batches // self.trainer.max_epochs
+        self.warmup = Warmup.from_config(self.config, int(steps_per_epoch))
+
     def on_train_epoch_start(self) -> None:
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True)
+        switch_if_due(self.trainer)
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        # Warmup scales the scheduled LR only for the step itself (see warmup.py). The LR
+        # logged is the one this step used, so metrics.csv shows what the model got.
+        with lr_multiplied(optimizer, self.warmup.factor(self.trainer.global_step)):
+            self.log("train/lr", optimizer.param_groups[0]["lr"], prog_bar=True)
+            optimizer.step(closure=optimizer_closure)
 
     def _evaluate(self, batch, stage: str) -> None:
         outputs = self(batch[0])
@@ -77,7 +94,12 @@ class TaskModule(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.config["optimizer"], self)
+        optimizer = build_optimizer(self.config["optimizer"], self, self.config["decay_1d_params"])
+        for group in describe_groups(optimizer):
+            log.info(
+                "param group %s: %d tensors, %d parameters, weight_decay=%s",
+                *group.values(),
+            )
         scheduler = build_scheduler(self.config["scheduler"], optimizer, self.trainer)
         return {"optimizer": optimizer, **({"lr_scheduler": scheduler} if scheduler else {})}
 

@@ -8,15 +8,44 @@ import torch
 from hydra.utils import instantiate
 
 
-def build_optimizer(optimizer_cfg: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The optimizer config is a `_partial_` factory; here it gets the parameters.
+def weight_decay_groups(model: torch.nn.Module, decay_1d: bool) -> list[dict]:
+    """Parameter groups: by default biases and normalisation weights (every 1-D parameter) get
+    no weight decay, because shrinking them toward 0 does not regularise, it only distorts
+    (Goyal et al., 2017; Loshchilov & Hutter, 2019). The `decay` group keeps the optimizer's
+    own weight_decay; `group` names each one in logs and checkpoints."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if decay_1d or param.ndim > 1 else no_decay).append(param)
+    groups = [{"params": decay, "group": "decay"}]
+    if no_decay:
+        groups.append({"params": no_decay, "group": "no_decay", "weight_decay": 0.0})
+    return groups
+
+
+def describe_groups(optimizer: torch.optim.Optimizer) -> list[dict]:
+    return [
+        {
+            "group": group.get("group"),
+            "tensors": len(group["params"]),
+            "parameters": sum(p.numel() for p in group["params"]),
+            "weight_decay": group.get("weight_decay"),
+        }
+        for group in optimizer.param_groups
+    ]
+
+
+def build_optimizer(
+    optimizer_cfg: dict, model: torch.nn.Module, decay_1d: bool = False
+) -> torch.optim.Optimizer:
+    """The optimizer config is a `_partial_` factory; here it gets the parameter groups.
 
     `_convert_="all"` hands the optimizer plain lists (betas, ...), not OmegaConf ListConfigs,
     which it would keep in its param_groups and so in every checkpoint, where they break
     `torch.load(weights_only=True)`.
     """
     factory = instantiate(optimizer_cfg, _convert_="all")
-    return factory([p for p in model.parameters() if p.requires_grad])
+    return factory(weight_decay_groups(model, decay_1d))
 
 
 # Scheduler arguments left null in the config and filled from the trainer, because only the

@@ -5,6 +5,7 @@ python train.py -m optimizer=adam,sgd,adamp lr=1e-3,1e-1
 python train.py ckpt_path=last            # continue the last run of this command
 """
 
+import logging
 import shutil
 import sys
 import warnings
@@ -20,6 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from optsweep.callbacks import ResultWriter
 from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.errors import UserError
+from optsweep.lr_find import find_lr
+from optsweep.lr_scaling import register_resolver as register_lr_resolver
 from optsweep.module import MODULES
 from optsweep.run_dirs import register_resolvers
 from optsweep.validate import check_knobs
@@ -28,8 +31,15 @@ from optsweep.validate import check_knobs
 # module is imported (by the root train.py shim or `python -m`), not run as a file.
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks")
+KNOBS_IN_RESULT = (
+    *("lr", "effective_lr", "lr_scaling", "base_batch_size", "batch_size", "epochs", "seed"),
+    *("weight_decay", "decay_1d_params", "min_lr", "warmup_steps", "warmup_epochs"),
+)
+
+log = logging.getLogger(__name__)
 
 register_resolvers()
+register_lr_resolver()
 
 # Misleading noise: CSVLogger says old logs "will be deleted" because Hydra already wrote
 # .hydra/ into the run dir (it appends to metrics.csv and deletes nothing), and Lightning
@@ -56,10 +66,16 @@ def _format_metrics(row: dict | None, keys: tuple[str, ...] = ("val/", "test/"))
     return " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith(keys) and v is not None)
 
 
-def fit(cfg: DictConfig) -> dict:
+def prepare(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule, str | None]:
+    """Checked knobs, seeded RNGs, the datamodule, the module, and the checkpoint to resume."""
     check_knobs(cfg)
     output_dir = Path(cfg.paths.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.mode == "lr_find":
+        if cfg.ckpt_path:
+            raise UserError("mode=lr_find tests fresh weights: run it without ckpt_path")
+        # The range test drives the LR itself; a warmup factor would distort it.
+        config.update(warmup_steps=0, warmup_epochs=0)
     ckpt_path, trained_config = resolve_ckpt_path(cfg.ckpt_path, output_dir)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -68,22 +84,26 @@ def fit(cfg: DictConfig) -> dict:
     config["data"].update(data_facts)
     if ckpt_path:
         check_compatible(ckpt_path, trained_config, config, data_facts)
-    module = MODULES[cfg.data.task](config)
+    # Only now, when nothing can refuse the run: a refused resume leaves its train.log as is.
+    log.info(
+        "effective lr %g (lr=%g, lr_scaling=%s, batch_size=%d, base_batch_size=%d)",
+        *(cfg[k] for k in ("effective_lr", "lr", "lr_scaling", "batch_size", "base_batch_size")),
+    )
+    return MODULES[cfg.data.task](config), datamodule, ckpt_path
 
+
+def fit(cfg: DictConfig) -> dict:
+    module, datamodule, ckpt_path = prepare(cfg)
+    output_dir = Path(cfg.paths.output_dir)
     hydra_cfg = HydraConfig.get()
     writer = ResultWriter(
         output_dir=str(output_dir),
         overrides=list(hydra_cfg.overrides.task),
         choices={g: hydra_cfg.runtime.choices.get(g) for g in GROUPS}
-        | {k: cfg[k] for k in ("lr", "batch_size", "epochs", "seed", "weight_decay")},
+        | {k: cfg[k] for k in KNOBS_IN_RESULT},
     )
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
-    callbacks = [
-        instantiate(c)
-        for c in cfg.callbacks.values()
-        # LearningRateMonitor refuses to run without a logger to write to.
-        if loggers or not c._target_.endswith("LearningRateMonitor")
-    ] + [writer]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     # A crash or Ctrl-C is recorded in result.json by ResultWriter.on_exception.
@@ -93,6 +113,25 @@ def fit(cfg: DictConfig) -> dict:
         best = trainer.checkpoint_callback.best_model_path or None
         (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     return writer.write("completed", test={k: float(v) for k, v in test.items()})
+
+
+def _report_lr_find(result: dict, cfg: DictConfig) -> float | None:
+    suggested = result["suggested_lr"]
+    if suggested is None:
+        print(
+            f"no suggestion: the test stopped after {result['steps']} steps (the loss diverged "
+            "early?); widen lr_find.min_lr..max_lr or raise lr_find.steps"
+        )
+    else:
+        # The test ran at this batch size: under a scaling rule, the lr to type is smaller.
+        as_typed = suggested * cfg.lr / cfg.effective_lr
+        rule = f" (type lr={as_typed:.3g} with lr_scaling={cfg.lr_scaling})"
+        print(
+            f"suggested lr: {suggested:.3g}{rule if cfg.lr_scaling != 'none' else ''}, "
+            "the steepest descent of the smoothed loss"
+        )
+    print(f"curve: {result['curve']['png']} and {result['curve']['csv']}")
+    return suggested
 
 
 def _discard_if_untouched(output_dir: Path) -> None:
@@ -106,6 +145,8 @@ def _discard_if_untouched(output_dir: Path) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
+        if cfg.mode == "lr_find":
+            return _report_lr_find(find_lr(cfg, *prepare(cfg)[:2]), cfg)
         result = fit(cfg)
     except UserError as err:
         _discard_if_untouched(Path(cfg.paths.output_dir))

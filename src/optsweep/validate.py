@@ -2,9 +2,12 @@
 
 import math
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from optsweep.errors import UserError
+from optsweep.lr_scaling import RULES
+
+MODES = ("train", "lr_find")
 
 
 def _is_number(value) -> bool:
@@ -21,15 +24,60 @@ def _positive_int(name: str, value) -> None:
         raise UserError(f"{name} must be a positive integer, got {name}={value!r}")
 
 
-def check_knobs(cfg: DictConfig) -> None:
+def _non_negative_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UserError(f"{name} must be an integer >= 0, got {name}={value!r}")
+
+
+def _one_of(name: str, value, choices) -> None:
+    if value not in choices:
+        raise UserError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def _check_lr_knobs(cfg: DictConfig) -> None:
     _positive_number("lr", cfg.lr)
+    _one_of("lr_scaling", cfg.lr_scaling, tuple(RULES))
+    _positive_int("base_batch_size", cfg.base_batch_size)
+    if not OmegaConf.is_interpolation(cfg, "effective_lr"):
+        raise UserError(
+            "effective_lr is derived from lr, lr_scaling and base_batch_size: set those"
+        )
+    if not _is_number(cfg.min_lr) or not 0 <= cfg.min_lr < cfg.effective_lr:
+        raise UserError(
+            f"min_lr must be >= 0 and below the LR ({cfg.effective_lr}), got min_lr={cfg.min_lr!r}"
+        )
+    _non_negative_int("warmup_steps", cfg.warmup_steps)
+    _non_negative_int("warmup_epochs", cfg.warmup_epochs)
+    if cfg.warmup_steps and cfg.warmup_epochs:
+        raise UserError("set warmup_steps or warmup_epochs, not both")
+    if cfg.warmup_epochs >= cfg.epochs:
+        raise UserError(
+            f"warmup_epochs={cfg.warmup_epochs} leaves no training after the warmup "
+            f"(epochs={cfg.epochs})"
+        )
+    switch = cfg.optimizer.get("switch_epoch")  # optimizer=adam_to_sgd
+    if switch is not None and not (isinstance(switch, int) and 1 <= switch < cfg.epochs):
+        raise UserError(
+            f"optimizer.switch_epoch must be an integer from 1 to epochs-1={cfg.epochs - 1}, "
+            f"got {switch!r}: the run would never switch to SGD"
+        )
+    factor = cfg.warmup_start_factor
+    if not _is_number(factor) or not 0 < factor <= 1:
+        raise UserError(f"warmup_start_factor must be in (0, 1], got {factor!r}")
+
+
+def check_knobs(cfg: DictConfig) -> None:
+    _one_of("mode", cfg.mode, MODES)
     _positive_int("batch_size", cfg.batch_size)
     _positive_int("epochs", cfg.epochs)
+    _check_lr_knobs(cfg)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise UserError(f"seed must be a non-negative integer, got seed={cfg.seed!r}")
     wd = cfg.weight_decay
     if not _is_number(wd) or not math.isfinite(wd) or wd < 0:
         raise UserError(f"weight_decay must be a number >= 0, got weight_decay={wd!r}")
+    if not isinstance(cfg.decay_1d_params, bool):
+        raise UserError(f"decay_1d_params must be true or false, got {cfg.decay_1d_params!r}")
     if cfg.model.task != cfg.data.task:
         raise UserError(
             f"model and data do not fit: the model is for {cfg.model.task}, "

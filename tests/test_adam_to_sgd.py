@@ -1,0 +1,80 @@
+"""optimizer=adam_to_sgd: torch's Adam up to switch_epoch, torch's SGD with momentum after,
+the schedule's shape carried over the switch. (Resume on either side: test_resume.py.)"""
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import TINY_OCR, compose_cfg, logged_lrs
+from optsweep.adam_to_sgd import AdamToSGD
+from optsweep.train import CONFIG_DIR, fit
+
+STEPS_PER_EPOCH = 3  # TINY_OCR: 96 samples, batch 32
+
+
+def steps(models, optimizers, n: int) -> None:
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(n):
+        x = torch.randn(16, 6, generator=generator)
+        for model, optimizer in zip(models, optimizers, strict=True):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+        for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_it_is_torch_adam_then_torch_sgd_step_for_step():
+    torch.manual_seed(0)
+    ours = torch.nn.Sequential(torch.nn.Linear(6, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    reference = copy.deepcopy(ours)
+    hyper = {"weight_decay": 0.01}
+    optimizer = AdamToSGD(ours.parameters(), lr=0.01, sgd_lr=0.1, switch_epoch=1, **hyper)
+    steps(
+        [ours, reference], [optimizer, torch.optim.Adam(reference.parameters(), 0.01, **hyper)], 5
+    )
+    assert optimizer.switch_to_sgd() == pytest.approx(10)
+    sgd = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, **hyper)
+    steps([ours, reference], [optimizer, sgd], 5)
+
+
+def run(tmp_path, *overrides: str) -> list[float]:
+    fit(compose_cfg([*TINY_OCR, "test=false", *overrides], tmp_path))
+    return logged_lrs(tmp_path)
+
+
+def test_a_fit_switches_at_switch_epoch_with_both_lrs_scaled(tmp_path):
+    # Batch 32 against a base of 64, linear rule: both LRs are halved.
+    lrs = run(
+        tmp_path,
+        *("optimizer=adam_to_sgd", "optimizer.switch_epoch=2", "optimizer.sgd_lr=0.05"),
+        *("lr=0.02", "lr_scaling=linear", "base_batch_size=64", "epochs=4"),
+    )
+    assert lrs == pytest.approx([0.01] * 6 + [0.025] * 6, rel=1e-5)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    (state,) = last["optimizer_states"]
+    assert {g["phase"] for g in state["param_groups"]} == {"sgd"}
+    # Adam's moments stay (unused) beside SGD's momentum buffers.
+    assert all({"exp_avg", "momentum_buffer"} <= s.keys() for s in state["state"].values())
+
+
+SCHEDULERS = sorted(p.stem for p in (Path(CONFIG_DIR) / "scheduler").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_the_schedule_carries_over_the_switch(tmp_path, scheduler):
+    # Word accuracy stays 0 here: plateau then reduces the same way whatever the optimizer.
+    common = [f"scheduler={scheduler}", "lr=0.01", "epochs=5"]
+    if scheduler == "plateau":
+        common.append("scheduler.monitor=val/word_acc")
+    adam = run(tmp_path / "adam", *common, "optimizer=adam")
+    switched = run(
+        tmp_path / "switched",
+        *common,
+        *("optimizer=adam_to_sgd", "optimizer.switch_epoch=2", "optimizer.sgd_lr=0.05"),
+    )
+    switch_step = 2 * STEPS_PER_EPOCH
+    expected = [lr * (5 if t >= switch_step else 1) for t, lr in enumerate(adam)]
+    assert switched == pytest.approx(expected, rel=1e-5)
