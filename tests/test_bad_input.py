@@ -63,6 +63,17 @@ CASES = {
         ["ckpt_path=first.ckpt", "decay_1d_params=true"],
         "trained with decay_1d_params=False, not True",
     ),
+    "resume with another lr": (["ckpt_path=first.ckpt", "lr=0.01"], "optimizer.lr=0.001, not 0.01"),
+    "resume with another rule": (
+        ["ckpt_path=first.ckpt", "lr_scaling=linear"],
+        "optimizer.lr=0.001, not 0.00025",
+    ),
+    "lr_scale typed": (["optimizer=adam_to_sgd", "optimizer.lr_scale=3"], "lr_scale is derived"),
+    "negative sgd_lr": (["optimizer=adam_to_sgd", "optimizer.sgd_lr=-1"], "optimizer.sgd_lr must"),
+    "lr_find range upside down": (
+        ["mode=lr_find", "lr_find.min_lr=1", "lr_find.max_lr=0.1"],
+        "lr_find.min_lr (1) must be below lr_find.max_lr (0.1)",
+    ),
     "switch after the run": (["optimizer=adam_to_sgd", "epochs=3"], "would never switch"),
     "lr_find from a checkpoint": (["mode=lr_find", "ckpt_path=first.ckpt"], "without ckpt_path"),
 }

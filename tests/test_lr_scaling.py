@@ -2,6 +2,7 @@
 batch_size / base_batch_size (linear) or its square root (sqrt), and result.json has both."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,15 @@ def test_every_optimizer_gets_the_scaled_lr(name, overrides, expected, tmp_path)
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([expected] * 2)
 
 
-def test_a_fit_steps_with_the_scaled_lr_and_records_both(tmp_path):
+def test_a_fit_steps_with_the_scaled_lr_and_records_both(tmp_path, caplog):
     # batch 32 against a base of 128, sqrt rule: 0.02 * sqrt(1/4) = 0.01 at OneCycle's peak.
+    caplog.set_level(logging.INFO, logger="optsweep")
     overrides = ["lr=0.02", "lr_scaling=sqrt", "scheduler=onecycle", "data.train_size=320"]
     result = fit(compose_cfg([*TINY_OCR, *overrides, "epochs=2", "test=false"], tmp_path))
+    assert (
+        "effective lr 0.01 (lr=0.02, lr_scaling=sqrt, batch_size=32, base_batch_size=128)"
+        in caplog.messages
+    )
     assert max(logged_lrs(tmp_path)) == pytest.approx(0.01, rel=1e-5)
     assert result["choices"]["lr"] == 0.02
     assert result["choices"]["effective_lr"] == pytest.approx(0.01)

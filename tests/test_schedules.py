@@ -64,7 +64,7 @@ def test_per_epoch_schedules_change_only_between_epochs(tmp_path, scheduler):
     assert lrs == pytest.approx(expected, rel=1e-5)
 
 
-def test_onecycle_peaks_at_lr(tmp_path):
+def test_onecycle_peaks_at_lr_and_follows_its_two_cosines(tmp_path):
     # 10 steps an epoch, 2 epochs: the warm-up (pct_start 0.25) ends exactly on step 4.
     fit(
         compose_cfg(
@@ -76,8 +76,15 @@ def test_onecycle_peaks_at_lr(tmp_path):
     lrs = logged_lrs(tmp_path)
     assert len(lrs) == 20
     assert max(lrs) == pytest.approx(LR, rel=1e-5) and lrs.index(max(lrs)) == 4
-    assert lrs[0] == pytest.approx(LR / 25, rel=1e-5)
-    assert lrs[-1] < LR / 1000
+    # Cosine from LR/25 up to LR over steps 0..4, then cosine down to LR/25/1e4 at step 19.
+    start, floor = LR / 25, LR / 25 / 1e4
+
+    def cosine(a: float, b: float, fraction: float) -> float:
+        return b + (a - b) * (1 + math.cos(math.pi * fraction)) / 2
+
+    expected = [cosine(start, LR, t / 4) for t in range(5)]
+    expected += [cosine(LR, floor, (t - 4) / 15) for t in range(5, 20)]
+    assert lrs == pytest.approx(expected, rel=1e-5)
 
 
 def test_plateau_halves_after_patience_epochs_without_improvement(tmp_path):
@@ -85,8 +92,12 @@ def test_plateau_halves_after_patience_epochs_without_improvement(tmp_path):
     # sets the best value; after `patience` (2) more epochs without improvement, the third
     # bad epoch halves the LR for the epoch after it.
     lrs = run_schedule(tmp_path, "plateau", 5, "scheduler.monitor=val/word_acc")
-    per_epoch = lrs[::STEPS_PER_EPOCH]
-    assert per_epoch == pytest.approx([LR, LR, LR, LR, LR / 2], rel=1e-5)
+    assert lrs == pytest.approx([LR] * 4 * STEPS_PER_EPOCH + [LR / 2] * STEPS_PER_EPOCH, rel=1e-5)
+
+
+def test_plateau_stops_at_min_lr(tmp_path):
+    lrs = run_schedule(tmp_path, "plateau", 5, "scheduler.monitor=val/word_acc", "min_lr=0.007")
+    assert lrs == pytest.approx([LR] * 4 * STEPS_PER_EPOCH + [0.007] * STEPS_PER_EPOCH, rel=1e-5)
 
 
 def warmup_factor(t: int, steps: int, start: float = 0.1) -> float:
@@ -98,6 +109,16 @@ def test_warmup_ramps_linearly_then_hands_over(tmp_path, length):
     lrs = run_schedule(tmp_path, "none", 2, length)
     assert lrs == pytest.approx([LR * warmup_factor(t, 3) for t in range(6)], rel=1e-5)
     assert lrs[:4] == pytest.approx([LR / 10, LR * 0.4, LR * 0.7, LR], rel=1e-5)
+
+
+def test_warmup_epochs_count_optimizer_steps_of_an_epoch(tmp_path):
+    # 3 batches an epoch, accumulated in 2s: 2 optimizer steps an epoch, so 2 warmup steps,
+    # also when max_steps cuts the run short (5 steps instead of 6).
+    overrides = [*TINY_OCR, f"lr={LR}", "epochs=3", "test=false", "warmup_epochs=1"]
+    limits = ["trainer.accumulate_grad_batches=2", "+trainer.max_steps=5"]
+    fit(compose_cfg([*overrides, *limits], tmp_path))
+    lrs = logged_lrs(tmp_path)
+    assert lrs == pytest.approx([LR * warmup_factor(t, 2) for t in range(5)], rel=1e-5)
 
 
 # Plateau watches word accuracy, which stays 0 here, so its reductions do not depend on the

@@ -3,7 +3,6 @@ default, everything is with decay_1d_params=true, and a run logs its groups."""
 
 import logging
 
-import pytest
 import torch
 from omegaconf import OmegaConf
 
@@ -60,14 +59,3 @@ def test_a_run_logs_its_parameter_groups(tmp_path, caplog):
     assert groups[1].startswith("param group no_decay:") and "weight_decay=0.0" in groups[1]
     tensors = [int(g.split(": ")[1].split()[0]) for g in groups]
     assert all(n > 0 for n in tensors), groups
-
-
-@pytest.mark.parametrize("decay_1d", [False, True])
-def test_the_groups_survive_a_checkpoint(decay_1d, tmp_path):
-    cfg = compose_cfg(["optimizer=adamw", "weight_decay=0.1"], tmp_path)
-    optimizer = build_optimizer(
-        OmegaConf.to_container(cfg.optimizer, resolve=True), net(), decay_1d
-    )
-    torch.save(optimizer.state_dict(), tmp_path / "o.pt")
-    saved = torch.load(tmp_path / "o.pt", weights_only=True)
-    assert [g["weight_decay"] for g in saved["param_groups"]] == ([0.1] if decay_1d else [0.1, 0.0])

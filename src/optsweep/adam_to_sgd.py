@@ -70,6 +70,11 @@ class AdamToSGD(torch.optim.Optimizer):
             for key in LR_KEYS:
                 if key in group:
                     group[key] = group[key] * ratio
+        # Adam's moments are dead weight from here on (twice the model's size, in memory and
+        # in every checkpoint); the phase, kept in param_groups, is what a resume needs.
+        for state in self.state.values():
+            for key in ("step", "exp_avg", "exp_avg_sq"):
+                state.pop(key, None)
         return ratio
 
     @torch.no_grad()
@@ -126,9 +131,22 @@ class AdamToSGD(torch.optim.Optimizer):
             state["momentum_buffer"] = buffer
 
 
+def rescale_schedule(scheduler, ratio: float) -> None:
+    """Multiply every LR a torch scheduler keeps outside the param_groups: the LRs it starts
+    from, its floor (cosine's eta_min, plateau's min_lrs), and those of the schedulers that
+    SequentialLR and ChainedScheduler hold."""
+    for inner in getattr(scheduler, "_schedulers", []):
+        rescale_schedule(inner, ratio)
+    for name in ("base_lrs", "min_lrs"):
+        if hasattr(scheduler, name):
+            setattr(scheduler, name, [lr * ratio for lr in getattr(scheduler, name)])
+    if hasattr(scheduler, "eta_min"):
+        scheduler.eta_min = scheduler.eta_min * ratio
+
+
 def switch_if_due(trainer: pl.Trainer) -> None:
-    """At the start of each epoch: switch every AdamToSGD whose epoch has come, and scale the
-    LRs its schedulers start from by the same factor, so the schedule's shape carries over."""
+    """At the start of each epoch: switch every AdamToSGD whose epoch has come, and scale its
+    schedulers' LRs by the same factor, so the schedule's shape carries over."""
     for optimizer in trainer.optimizers:
         if not isinstance(optimizer, AdamToSGD) or optimizer.phase == "sgd":
             continue
@@ -137,8 +155,8 @@ def switch_if_due(trainer: pl.Trainer) -> None:
         before = optimizer.param_groups[0]["lr"]
         ratio = optimizer.switch_to_sgd()
         for config in trainer.lr_scheduler_configs:
-            if config.scheduler.optimizer is optimizer and hasattr(config.scheduler, "base_lrs"):
-                config.scheduler.base_lrs = [lr * ratio for lr in config.scheduler.base_lrs]
+            if config.scheduler.optimizer is optimizer:
+                rescale_schedule(config.scheduler, ratio)
         log.info(
             "epoch %d: Adam -> SGD with momentum, lr %.3g -> %.3g",
             trainer.current_epoch,

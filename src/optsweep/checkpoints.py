@@ -68,10 +68,26 @@ def check_compatible(path: str, saved: dict, config: dict, data_facts: dict) -> 
                 f"resume with the {what} it was trained with"
             )
     # The parameter groups of the optimizer state follow this knob.
-    if saved.get("decay_1d_params") != config["decay_1d_params"]:
+    if saved.get("decay_1d_params", "unset") != config["decay_1d_params"]:
         raise UserError(
-            f"checkpoint {path} was trained with decay_1d_params={saved.get('decay_1d_params')}"
-            f", not {config['decay_1d_params']}: its optimizer state has other parameter groups"
+            f"checkpoint {path} was trained with decay_1d_params="
+            f"{saved.get('decay_1d_params', '(before the knob existed)')}, not "
+            f"{config['decay_1d_params']}: its optimizer state has other parameter groups"
+        )
+    # The optimizer's hyperparameters (lr, betas, ...) live in its state and Lightning restores
+    # them from the checkpoint: a changed value would be silently ignored.
+    changed = {
+        key: (saved["optimizer"].get(key), value)
+        for key, value in config["optimizer"].items()
+        if saved["optimizer"].get(key) != value
+    }
+    if changed:
+        listed = ", ".join(
+            f"optimizer.{k}={old!r}, not {new!r}" for k, (old, new) in changed.items()
+        )
+        raise UserError(
+            f"checkpoint {path} was trained with {listed}: resuming restores the optimizer "
+            "with its old values; resume with the settings it was trained with"
         )
     if saved.get("model") != config["model"]:
         raise UserError(f"checkpoint {path} has another model shape: {saved.get('model')}")

@@ -2,6 +2,7 @@
 and one subclass per task family for its loss and metrics."""
 
 import logging
+import math
 
 import pytorch_lightning as pl
 import torch
@@ -33,6 +34,7 @@ class TaskModule(pl.LightningModule):
         # batches, unweighted (MeanMetric without weights), unlike Lightning's epoch mean,
         # which weights by batch size.
         self.train_mean_loss = MeanMetric()
+        self.warmup = Warmup(steps=0, start_factor=1.0)  # set for the run in on_train_start
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         metrics = self.build_metrics()
         self.val_metrics, self.test_metrics = metrics.clone("val/"), metrics.clone("test/")
@@ -65,12 +67,15 @@ class TaskModule(pl.LightningModule):
         self.log("train/mean_loss", self.train_mean_loss, on_step=False, on_epoch=True)
         return loss
 
+    # The LR range test (mode=lr_find) drives the LR itself: no warmup, no optimizer switch.
     def on_train_start(self) -> None:
-        steps_per_epoch = self.trainer.estimated_stepping_batches // self.trainer.max_epochs
-        self.warmup = Warmup.from_config(self.config, int(steps_per_epoch))
+        if self.config["mode"] == "train":
+            batches = self.trainer.num_training_batches / self.trainer.accumulate_grad_batches
+            self.warmup = Warmup.from_config(self.config, math.ceil(batches))
 
     def on_train_epoch_start(self) -> None:
-        switch_if_due(self.trainer)
+        if self.config["mode"] == "train":
+            switch_if_due(self.trainer)
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         # Warmup scales the scheduled LR only for the step itself (see warmup.py). The LR

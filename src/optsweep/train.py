@@ -71,11 +71,8 @@ def prepare(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule
     check_knobs(cfg)
     output_dir = Path(cfg.paths.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
-    if cfg.mode == "lr_find":
-        if cfg.ckpt_path:
-            raise UserError("mode=lr_find tests fresh weights: run it without ckpt_path")
-        # The range test drives the LR itself; a warmup factor would distort it.
-        config.update(warmup_steps=0, warmup_epochs=0)
+    if cfg.mode == "lr_find" and cfg.ckpt_path:
+        raise UserError("mode=lr_find tests fresh weights: run it without ckpt_path")
     ckpt_path, trained_config = resolve_ckpt_path(cfg.ckpt_path, output_dir)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -127,8 +124,8 @@ def _report_lr_find(result: dict, cfg: DictConfig) -> float | None:
         as_typed = suggested * cfg.lr / cfg.effective_lr
         rule = f" (type lr={as_typed:.3g} with lr_scaling={cfg.lr_scaling})"
         print(
-            f"suggested lr: {suggested:.3g}{rule if cfg.lr_scaling != 'none' else ''}, "
-            "the steepest descent of the smoothed loss"
+            f"suggested lr: {suggested:.3g}{rule if cfg.lr_scaling != 'none' else ''}, where the "
+            f"smoothed loss falls fastest (it is lowest at {result['lowest_loss_lr']:.3g})"
         )
     print(f"curve: {result['curve']['png']} and {result['curve']['csv']}")
     return suggested

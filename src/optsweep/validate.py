@@ -2,10 +2,10 @@
 
 import math
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from optsweep.errors import UserError
-from optsweep.lr_scaling import RULES
+from optsweep.lr_scaling import RULES, lr_scale
 
 MODES = ("train", "lr_find")
 
@@ -38,10 +38,13 @@ def _check_lr_knobs(cfg: DictConfig) -> None:
     _positive_number("lr", cfg.lr)
     _one_of("lr_scaling", cfg.lr_scaling, tuple(RULES))
     _positive_int("base_batch_size", cfg.base_batch_size)
-    if not OmegaConf.is_interpolation(cfg, "effective_lr"):
-        raise UserError(
-            "effective_lr is derived from lr, lr_scaling and base_batch_size: set those"
-        )
+    scale = lr_scale(cfg.lr_scaling, cfg.batch_size, cfg.base_batch_size)
+    derived = {"effective_lr": (cfg.effective_lr, cfg.lr * scale)}
+    if "lr_scale" in cfg.optimizer:  # optimizer=adam_to_sgd
+        derived["optimizer.lr_scale"] = (cfg.optimizer.lr_scale, scale)
+    for name, (value, expected) in derived.items():
+        if not _is_number(value) or not math.isclose(value, expected, rel_tol=1e-9):
+            raise UserError(f"{name} is derived from lr, lr_scaling and base_batch_size: set those")
     if not _is_number(cfg.min_lr) or not 0 <= cfg.min_lr < cfg.effective_lr:
         raise UserError(
             f"min_lr must be >= 0 and below the LR ({cfg.effective_lr}), got min_lr={cfg.min_lr!r}"
@@ -55,19 +58,35 @@ def _check_lr_knobs(cfg: DictConfig) -> None:
             f"warmup_epochs={cfg.warmup_epochs} leaves no training after the warmup "
             f"(epochs={cfg.epochs})"
         )
-    switch = cfg.optimizer.get("switch_epoch")  # optimizer=adam_to_sgd
-    if switch is not None and not (isinstance(switch, int) and 1 <= switch < cfg.epochs):
-        raise UserError(
-            f"optimizer.switch_epoch must be an integer from 1 to epochs-1={cfg.epochs - 1}, "
-            f"got {switch!r}: the run would never switch to SGD"
-        )
+    if "switch_epoch" in cfg.optimizer:  # optimizer=adam_to_sgd
+        _positive_number("optimizer.sgd_lr", cfg.optimizer.sgd_lr)
+        switch = cfg.optimizer.switch_epoch
+        if isinstance(switch, bool) or not isinstance(switch, int) or not 1 <= switch < cfg.epochs:
+            raise UserError(
+                f"optimizer.switch_epoch must be an integer from 1 to epochs-1={cfg.epochs - 1}, "
+                f"got {switch!r}: the run would never switch to SGD"
+            )
     factor = cfg.warmup_start_factor
     if not _is_number(factor) or not 0 < factor <= 1:
         raise UserError(f"warmup_start_factor must be in (0, 1], got {factor!r}")
 
 
+def _check_lr_find(settings: DictConfig) -> None:
+    _positive_number("lr_find.min_lr", settings.min_lr)
+    _positive_number("lr_find.max_lr", settings.max_lr)
+    if settings.min_lr >= settings.max_lr:
+        raise UserError(
+            f"lr_find.min_lr ({settings.min_lr}) must be below lr_find.max_lr ({settings.max_lr})"
+        )
+    _positive_int("lr_find.steps", settings.steps)
+    if settings.early_stop_threshold is not None:
+        _positive_number("lr_find.early_stop_threshold", settings.early_stop_threshold)
+
+
 def check_knobs(cfg: DictConfig) -> None:
     _one_of("mode", cfg.mode, MODES)
+    if cfg.mode == "lr_find":
+        _check_lr_find(cfg.lr_find)
     _positive_int("batch_size", cfg.batch_size)
     _positive_int("epochs", cfg.epochs)
     _check_lr_knobs(cfg)
