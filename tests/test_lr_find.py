@@ -34,7 +34,7 @@ def test_the_cli_prints_the_suggestion_and_saves_the_curve(tmp_path):
     proc = run_cli([*LR_FIND, "lr_find.early_stop_threshold=null"], tmp_path)
     (run_dir,) = [p.parent for p in tmp_path.glob("outputs/runs/*/*/lr_find.json")]
     result = json.loads((run_dir / "lr_find.json").read_text())
-    printed = re.search(r"suggested lr: (\S+), .* it is lowest at (\S+)\)", proc.stdout)
+    printed = re.search(r"suggested lr: (\S+), .*lowest at (\S+)\)", proc.stdout)
     assert printed, proc.stdout[-2000:]
     assert float(printed.group(1)) == pytest.approx(result["suggested_lr"], rel=1e-2)
     assert float(printed.group(2)) == pytest.approx(result["lowest_loss_lr"], rel=1e-2)
