@@ -31,13 +31,18 @@ def assert_ramp(lrs: list[float]) -> None:
 
 
 def test_the_cli_prints_the_suggestion_and_saves_the_curve(tmp_path):
-    proc = run_cli([*LR_FIND, "lr_find.early_stop_threshold=null"], tmp_path)
+    # Batch 32 against a base of 128 under the linear rule: the lr to type is 4x the LR found.
+    scaling = ["lr_scaling=linear", "base_batch_size=128"]
+    proc = run_cli([*LR_FIND, *scaling, "lr_find.early_stop_threshold=null"], tmp_path)
     (run_dir,) = [p.parent for p in tmp_path.glob("outputs/runs/*/*/lr_find.json")]
     result = json.loads((run_dir / "lr_find.json").read_text())
-    printed = re.search(r"suggested lr: (\S+), .*lowest at (\S+)\)", proc.stdout)
+    pattern = r"suggested lr: (\S+) \(type lr=(\S+) with lr_scaling=linear\), .*lowest at (\S+)\)"
+    printed = re.search(pattern, proc.stdout)
     assert printed, proc.stdout[-2000:]
-    assert float(printed.group(1)) == pytest.approx(result["suggested_lr"], rel=1e-2)
-    assert float(printed.group(2)) == pytest.approx(result["lowest_loss_lr"], rel=1e-2)
+    suggested, as_typed, lowest = (float(v) for v in printed.groups())
+    assert suggested == pytest.approx(result["suggested_lr"], rel=1e-2)
+    assert as_typed == pytest.approx(4 * result["suggested_lr"], rel=1e-2)
+    assert lowest == pytest.approx(result["lowest_loss_lr"], rel=1e-2)
 
     curve = read_curve(run_dir)
     assert len(curve) == 30 == result["steps"]

@@ -107,3 +107,23 @@ def find_lr(
     }
     write_json_atomic(output_dir / RESULT_JSON, result)
     return result
+
+
+def report(result: dict, cfg: DictConfig) -> float | None:
+    """Print the suggestion and where the curve is; the suggestion is the return value."""
+    suggested = result["suggested_lr"]
+    if suggested is None:
+        print(
+            f"no suggestion: the test stopped after {result['steps']} steps (the loss diverged "
+            "early?); widen lr_find.min_lr..max_lr or raise lr_find.steps"
+        )
+    else:
+        # The test ran at this batch size; under a scaling rule, `lr` is that LR unscaled.
+        as_typed = suggested * cfg.lr / cfg.effective_lr
+        rule = f" (type lr={as_typed:.3g} with lr_scaling={cfg.lr_scaling})"
+        print(
+            f"suggested lr: {suggested:.3g}{rule if cfg.lr_scaling != 'none' else ''}, where the "
+            f"smoothed loss falls fastest (it is lowest at {result['lowest_loss_lr']:.3g})"
+        )
+    print(f"curve: {result['curve']['png']} and {result['curve']['csv']}")
+    return suggested

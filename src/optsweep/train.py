@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from optsweep.callbacks import ResultWriter
 from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.errors import UserError
-from optsweep.lr_find import find_lr
+from optsweep.lr_find import find_lr, report
 from optsweep.lr_scaling import register_resolver as register_lr_resolver
 from optsweep.module import MODULES
 from optsweep.run_dirs import register_resolvers
@@ -112,25 +112,6 @@ def fit(cfg: DictConfig) -> dict:
     return writer.write("completed", test={k: float(v) for k, v in test.items()})
 
 
-def _report_lr_find(result: dict, cfg: DictConfig) -> float | None:
-    suggested = result["suggested_lr"]
-    if suggested is None:
-        print(
-            f"no suggestion: the test stopped after {result['steps']} steps (the loss diverged "
-            "early?); widen lr_find.min_lr..max_lr or raise lr_find.steps"
-        )
-    else:
-        # The test ran at this batch size: under a scaling rule, the lr to type is smaller.
-        as_typed = suggested * cfg.lr / cfg.effective_lr
-        rule = f" (type lr={as_typed:.3g} with lr_scaling={cfg.lr_scaling})"
-        print(
-            f"suggested lr: {suggested:.3g}{rule if cfg.lr_scaling != 'none' else ''}, where the "
-            f"smoothed loss falls fastest (it is lowest at {result['lowest_loss_lr']:.3g})"
-        )
-    print(f"curve: {result['curve']['png']} and {result['curve']['csv']}")
-    return suggested
-
-
 def _discard_if_untouched(output_dir: Path) -> None:
     """Remove a run dir that holds only what Hydra wrote before we refused the input."""
     if output_dir.is_dir() and {p.name for p in output_dir.iterdir()} <= {".hydra", "train.log"}:
@@ -143,7 +124,7 @@ def _discard_if_untouched(output_dir: Path) -> None:
 def main(cfg: DictConfig) -> float | None:
     try:
         if cfg.mode == "lr_find":
-            return _report_lr_find(find_lr(cfg, *prepare(cfg)[:2]), cfg)
+            return report(find_lr(cfg, *prepare(cfg)[:2]), cfg)
         result = fit(cfg)
     except UserError as err:
         _discard_if_untouched(Path(cfg.paths.output_dir))

@@ -49,6 +49,17 @@ def _check_lr_knobs(cfg: DictConfig) -> None:
         raise UserError(
             f"min_lr must be >= 0 and below the LR ({cfg.effective_lr}), got min_lr={cfg.min_lr!r}"
         )
+    if "switch_epoch" in cfg.optimizer:  # optimizer=adam_to_sgd
+        _positive_number("optimizer.sgd_lr", cfg.optimizer.sgd_lr)
+        switch = cfg.optimizer.switch_epoch
+        if isinstance(switch, bool) or not isinstance(switch, int) or not 1 <= switch < cfg.epochs:
+            raise UserError(
+                f"optimizer.switch_epoch must be an integer from 1 to epochs-1={cfg.epochs - 1}, "
+                f"got {switch!r}: the run would never switch to SGD"
+            )
+
+
+def _check_warmup(cfg: DictConfig) -> None:
     _non_negative_int("warmup_steps", cfg.warmup_steps)
     _non_negative_int("warmup_epochs", cfg.warmup_epochs)
     if cfg.warmup_steps and cfg.warmup_epochs:
@@ -58,14 +69,6 @@ def _check_lr_knobs(cfg: DictConfig) -> None:
             f"warmup_epochs={cfg.warmup_epochs} leaves no training after the warmup "
             f"(epochs={cfg.epochs})"
         )
-    if "switch_epoch" in cfg.optimizer:  # optimizer=adam_to_sgd
-        _positive_number("optimizer.sgd_lr", cfg.optimizer.sgd_lr)
-        switch = cfg.optimizer.switch_epoch
-        if isinstance(switch, bool) or not isinstance(switch, int) or not 1 <= switch < cfg.epochs:
-            raise UserError(
-                f"optimizer.switch_epoch must be an integer from 1 to epochs-1={cfg.epochs - 1}, "
-                f"got {switch!r}: the run would never switch to SGD"
-            )
     factor = cfg.warmup_start_factor
     if not _is_number(factor) or not 0 < factor <= 1:
         raise UserError(f"warmup_start_factor must be in (0, 1], got {factor!r}")
@@ -90,8 +93,8 @@ def check_knobs(cfg: DictConfig) -> None:
     _positive_int("batch_size", cfg.batch_size)
     _positive_int("epochs", cfg.epochs)
     _check_lr_knobs(cfg)
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
-        raise UserError(f"seed must be a non-negative integer, got seed={cfg.seed!r}")
+    _check_warmup(cfg)
+    _non_negative_int("seed", cfg.seed)
     wd = cfg.weight_decay
     if not _is_number(wd) or not math.isfinite(wd) or wd < 0:
         raise UserError(f"weight_decay must be a number >= 0, got weight_decay={wd!r}")
