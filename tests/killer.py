@@ -7,26 +7,33 @@ import signal
 import pytorch_lightning as pl
 
 
+def _chosen(pl_module: pl.LightningModule, lr: float | None) -> bool:
+    return lr is None or pl_module.config["lr"] == lr
+
+
 class KillAtEpoch(pl.Callback):
     """SIGKILLs its own process at the start of `epoch`: a real crash at a known point. It
-    fires only in a fresh run, so the resumed run with the same overrides goes on."""
+    fires only in a fresh run, so the resumed run with the same overrides goes on; in a sweep,
+    only in the trial with learning rate `lr` (all of them when None)."""
 
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, epoch: int, lr: float | None = None) -> None:
+        self.epoch, self.lr = epoch, lr
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch == self.epoch and trainer.ckpt_path is None:
+        fresh = trainer.ckpt_path is None
+        if trainer.current_epoch == self.epoch and fresh and _chosen(pl_module, self.lr):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RaiseAtEpoch(pl.Callback):
-    """Raises inside training at the start of `epoch`: a trial that crashes."""
+    """Raises inside training at the start of `epoch`: a trial that crashes (in a sweep, only
+    the one with learning rate `lr`, all of them when None)."""
 
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, epoch: int, lr: float | None = None) -> None:
+        self.epoch, self.lr = epoch, lr
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch == self.epoch:
+        if trainer.current_epoch == self.epoch and _chosen(pl_module, self.lr):
             raise RuntimeError(f"boom at epoch {self.epoch}\nsecond line of the error")
 
 

@@ -10,7 +10,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
+from optsweep.guards import TrialStopped
+
 RESULT_FILE = "result.json"
+# When this process started, near enough: optsweep is imported before Hydra composes the config.
+PROCESS_STARTED = time.time()
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -18,6 +22,19 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+
+
+def read_result(run_dir: Path) -> dict | None:
+    """A run's result.json, or None if it has none (never started, or killed before epoch 1)."""
+    try:
+        return json.loads((run_dir / RESULT_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def last_line(exception: BaseException) -> str:
+    """The line of an error that says what went wrong (Python puts it last)."""
+    return (str(exception).strip().splitlines() or [repr(exception)])[-1]
 
 
 def _scalar(value) -> float | None:
@@ -30,17 +47,23 @@ class ResultWriter(pl.Callback):
     (status `running`) and once more when the run ends (`finish`).
 
     The history and the wall time are part of the checkpoint (callback state), so a resumed
-    run reports all its epochs, not only those since the resume.
+    run reports all its epochs, not only those since the resume, and the epochs it resumed at.
+    `placement` says where and when this process ran: the GPU it was given
+    (CUDA_VISIBLE_DEVICES) and its start and end times, which the sweep launcher tests read.
     """
 
     def __init__(self, output_dir: str, overrides: list[str], choices: dict) -> None:
         self.path = Path(output_dir) / RESULT_FILE
         self.overrides = overrides
+        # Repeats of one setting (seed=0,1,2) share a group: their overrides but the seed.
+        self.group = ",".join(sorted(o for o in overrides if not o.startswith("seed=")))
         self.choices = choices
         self.history: list[dict] = []
+        self.resumed_at: list[int] = []  # the epoch each resume started from
         self.wall_before = 0.0  # seconds spent by earlier processes of this run
         self.started = time.monotonic()
         self.trainer: pl.Trainer | None = None
+        self.last: dict = {}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.trainer = trainer
@@ -50,7 +73,11 @@ class ResultWriter(pl.Callback):
         return self.wall_before + time.monotonic() - self.started
 
     def state_dict(self) -> dict:
-        return {"history": self.history, "wall_seconds": self.wall_seconds}
+        return {
+            "history": self.history,
+            "wall_seconds": self.wall_seconds,
+            "resumed_at": self.resumed_at,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         # Lightning restores callback state for `trainer.test(ckpt_path=best)` too; the best
@@ -59,6 +86,7 @@ class ResultWriter(pl.Callback):
             return
         self.history = list(state_dict["history"])
         self.wall_before = float(state_dict["wall_seconds"])
+        self.resumed_at = [*state_dict.get("resumed_at", []), len(self.history)]
         self.started = time.monotonic()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -81,9 +109,10 @@ class ResultWriter(pl.Callback):
         # Lightning turns Ctrl-C into a graceful stop (and SystemExit) before our code sees it.
         if isinstance(exception, KeyboardInterrupt):
             self.write("interrupted")
+        elif isinstance(exception, TrialStopped):
+            self.write(exception.status, stopped=exception.details)
         else:
-            last_line = (str(exception).strip().splitlines() or [repr(exception)])[-1]
-            self.write("failed", error=last_line)
+            self.write("failed", error=last_line(exception))
 
     def _best_row(self) -> dict | None:
         checkpoint = self.trainer.checkpoint_callback if self.trainer else None
@@ -106,6 +135,14 @@ class ResultWriter(pl.Callback):
             "final": self.history[-1] if self.history else None,
             "history": self.history,
             "wall_seconds": round(self.wall_seconds, 2),
+            "resumed_at_epochs": self.resumed_at,
+            "group": self.group,
+            "placement": {
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "cpu_threads": torch.get_num_threads(),
+                "started": PROCESS_STARTED,
+                "ended": time.time(),
+            },
             "checkpoints": {
                 "best": getattr(checkpoint, "best_model_path", None) or None,
                 "last": getattr(checkpoint, "last_model_path", None) or None,
@@ -114,4 +151,5 @@ class ResultWriter(pl.Callback):
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path, result)
+        self.last = result
         return result

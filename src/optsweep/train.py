@@ -15,16 +15,19 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from optsweep.callbacks import ResultWriter
 from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.errors import UserError
+from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
 from optsweep.lr_find import find_lr, report
 from optsweep.lr_scaling import register_resolver as register_lr_resolver
 from optsweep.module import MODULES
 from optsweep.run_dirs import register_resolvers
+from optsweep.sweep.trial import run_trial
 from optsweep.validate import check_knobs
 
 # Absolute: a relative config_path would be taken as a Python package by Hydra, because this
@@ -100,11 +103,19 @@ def fit(cfg: DictConfig) -> dict:
         | {k: cfg[k] for k in KNOBS_IN_RESULT},
     )
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer]
+    guards = [
+        DivergenceGuard(cfg.divergence.factor),
+        StallGuard(cfg.stall.patience, cfg.stall.tolerance),
+    ]
+    # The guards come after the writer, so the epoch that stops a trial is in its history.
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer, *guards]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    # A crash or Ctrl-C is recorded in result.json by ResultWriter.on_exception.
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # A crash, Ctrl-C or a guard's stop is recorded in result.json by ResultWriter.on_exception.
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except TrialStopped:
+        return writer.last
     test = {}
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path or None
@@ -120,22 +131,32 @@ def _discard_if_untouched(output_dir: Path) -> None:
             output_dir.parent.rmdir()  # the <overrides> folder, if this was its only run
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    try:
-        if cfg.mode == "lr_find":
-            return report(find_lr(cfg, *prepare(cfg)[:2]), cfg)
-        result = fit(cfg)
-    except UserError as err:
-        _discard_if_untouched(Path(cfg.paths.output_dir))
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+def run(cfg: DictConfig) -> float | None:
+    """One run as the command line asks for it: an LR range test, or a fit and its outcome."""
+    if cfg.mode == "lr_find":
+        return report(find_lr(cfg, *prepare(cfg)[:2]), cfg)
+    result = fit(cfg)
     best = result["best"] or {}
+    if result["status"] != "completed":  # stopped by a guard
+        print(f"{result['status']}: {result['stopped']['reason']} | {_format_metrics(best)}")
+        return None
     print(
         f"done: {result['checkpoints']['best']} | {_format_metrics(best, ('val/',))} "
         f"| {_format_metrics(result['test'])}"
     )
     return best.get(result["monitor"])
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return run_trial(cfg, run)
+    try:
+        return run(cfg)
+    except UserError as err:
+        _discard_if_untouched(Path(cfg.paths.output_dir))
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,16 @@ def _check_lr_find(settings: DictConfig) -> None:
         _positive_number("lr_find.early_stop_threshold", settings.early_stop_threshold)
 
 
+def _check_guards(cfg: DictConfig) -> None:
+    if cfg.divergence.factor is not None:
+        _positive_number("divergence.factor", cfg.divergence.factor)
+    if cfg.stall.patience is not None:
+        _positive_int("stall.patience", cfg.stall.patience)
+    tolerance = cfg.stall.tolerance
+    if not _is_number(tolerance) or not 0 <= tolerance < 1:
+        raise UserError(f"stall.tolerance must be in [0, 1), got {tolerance!r}")
+
+
 def check_knobs(cfg: DictConfig) -> None:
     _one_of("mode", cfg.mode, MODES)
     if cfg.mode == "lr_find":
@@ -94,6 +104,7 @@ def check_knobs(cfg: DictConfig) -> None:
     _positive_int("epochs", cfg.epochs)
     _check_lr_knobs(cfg)
     _check_warmup(cfg)
+    _check_guards(cfg)
     _non_negative_int("seed", cfg.seed)
     wd = cfg.weight_decay
     if not _is_number(wd) or not math.isfinite(wd) or wd < 0:

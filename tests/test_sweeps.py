@@ -1,0 +1,120 @@
+"""Sweeps: trials side by side with one GPU each (hydra/launcher=local), a killed sweep that
+a re-run finishes without re-training what was done, and bad trials that do not end it.
+Real subprocesses, real SIGKILLs; the GPUs are ids only (no GPU here), which is what the
+launcher hands out."""
+
+import json
+import os
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+
+from helpers import TINY_OCR, run_cli, write_image_folder
+
+
+def results(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+
+
+def summary(stdout: str) -> list[str]:
+    return stdout.split("lowest final train/mean_loss first")[1].strip().splitlines()
+
+
+def test_parallel_trials_get_one_gpu_each_and_share_the_cpu(tmp_path):
+    sweep = tmp_path / "sweep"
+    launcher = ["hydra/launcher=local", "hydra.launcher.n_jobs=2", "hydra.launcher.gpus=[0,1]"]
+    proc = run_cli(
+        ["-m", *launcher, "lr=1e-3,2e-3,3e-3,4e-3", *TINY_OCR, "epochs=2", "test=false"]
+        + [f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+    )
+    trials = results(sweep)
+    assert len(trials) == 4 and all(r["status"] == "completed" for r in trials.values())
+    placements = [r["placement"] for r in trials.values()]
+    assert all(p["cuda_visible_devices"] in ("0", "1") for p in placements)
+    assert all(p["cpu_threads"] == max(1, os.cpu_count() // 2) for p in placements)
+    overlapping = [
+        (a, b)
+        for a, b in combinations(placements, 2)
+        if a["started"] < b["ended"] and b["started"] < a["ended"]
+    ]
+    assert overlapping, "two trials at a time were expected to overlap"
+    assert all(a["cuda_visible_devices"] != b["cuda_visible_devices"] for a, b in overlapping)
+    assert len(summary(proc.stdout)) == 4
+
+
+KILL_LR_2E3_AT_EPOCH_2 = [
+    "+callbacks.killer._target_=killer.KillAtEpoch",
+    "+callbacks.killer.epoch=2",
+    "+callbacks.killer.lr=2e-3",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "local"])
+def test_a_killed_sweep_is_finished_by_running_it_again(tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    command = ["-m", f"hydra/launcher={launcher}", "lr=1e-3,2e-3,3e-3", *TINY_OCR, "epochs=3"]
+    command += ["test=false", *KILL_LR_2E3_AT_EPOCH_2, f"hydra.sweep.dir={sweep}"]
+    first = run_cli(command, tmp_path, check=False)
+    before = results(sweep)
+    (killed,) = [name for name, result in before.items() if result["choices"]["lr"] == 2e-3]
+    assert before[killed]["status"] == "running" and before[killed]["epochs_completed"] == 2
+    if launcher == "basic":  # the SIGKILL took the whole sweep down: lr=3e-3 never started
+        assert first.returncode == -9 and len(before) == 2
+    else:  # only the trial's own process died
+        assert first.returncode == 0 and len(before) == 3
+    done = {name: (sweep / name / "result.json").read_bytes() for name in before if name != killed}
+    last_ckpt = {
+        name: (sweep / name / "checkpoints" / "last.ckpt").stat().st_mtime_ns for name in done
+    }
+
+    second = run_cli(command, tmp_path)
+    after = results(sweep)
+    assert len(after) == 3 and all(r["status"] == "completed" for r in after.values())
+    for name, raw in done.items():  # finished trials: skipped, not re-trained
+        assert (sweep / name / "result.json").read_bytes() == raw
+        assert (sweep / name / "checkpoints" / "last.ckpt").stat().st_mtime_ns == last_ckpt[name]
+    assert second.stdout.count("already completed, skipped") + sum(
+        (sweep / n / "launcher.log").read_text().count("already completed, skipped")
+        for n in done
+        if (sweep / n / "launcher.log").exists()
+    ) == len(done)
+    # The killed trial continued from its epoch-2 checkpoint, once.
+    assert after[killed]["resumed_at_epochs"] == [2]
+    assert [h["epoch"] for h in after[killed]["history"]] == [0, 1, 2]
+    new = [name for name in after if name not in before]
+    assert all(after[name]["resumed_at_epochs"] == [] for name in new)
+
+
+def test_bad_trials_do_not_sink_the_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    images = write_image_folder(tmp_path / "images")
+    raise_at_lr_001 = ["+callbacks.boom._target_=killer.RaiseAtEpoch", "+callbacks.boom.epoch=1"]
+    raise_at_lr_001 += ["+callbacks.boom.lr=0.01"]
+    proc = run_cli(
+        [
+            "-m",
+            "lr=0.05,0.01,-1,1e6,1e30",
+            "optimizer=sgd",
+            "data=image_folder",
+            f"data.root={images}",
+        ]
+        + ["model=simple_cnn", "batch_size=8", "trainer=cpu", "epochs=3", "test=false"]
+        + [*raise_at_lr_001, f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+    )
+    by_lr = {r["choices"].get("lr", "-1"): r for r in results(sweep).values()}
+    assert by_lr[0.05]["status"] == "completed"
+    assert by_lr[0.01]["status"] == "failed"
+    assert by_lr[0.01]["error"] == "second line of the error"
+    assert by_lr["-1"]["status"] == "failed"
+    assert "lr must be a positive number" in by_lr["-1"]["error"]
+    # Too large an LR: stuck at chance (2 classes) for stall.patience=3 epochs, or NaN at once.
+    assert by_lr[1e6]["status"] == "stalled" and by_lr[1e6]["epochs_completed"] == 3
+    assert "of chance (0.5000) for 3 epochs" in by_lr[1e6]["stopped"]["reason"]
+    assert by_lr[1e30]["status"] == "diverged" and by_lr[1e30]["epochs_completed"] == 0
+    assert by_lr[1e30]["stopped"]["reason"] == "loss is nan" and by_lr[1e30]["stopped"]["step"] >= 0
+    statuses = sorted(line.split()[1] for line in summary(proc.stdout))
+    assert statuses == ["completed", "diverged", "failed", "failed", "stalled"]
