@@ -75,6 +75,8 @@ CASES = {
         "lr_find.min_lr (1) must be below lr_find.max_lr (0.1)",
     ),
     "switch after the run": (["optimizer=adam_to_sgd", "epochs=3"], "would never switch"),
+    "divergence factor 0": (["divergence.factor=0"], "divergence.factor must be a positive"),
+    "stall tolerance 1": (["stall.tolerance=1"], "stall.tolerance must be in [0, 1)"),
     "lr_find from a checkpoint": (["mode=lr_find", "ckpt_path=first.ckpt"], "without ckpt_path"),
 }
 

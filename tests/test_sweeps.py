@@ -5,12 +5,16 @@ launcher hands out."""
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from itertools import combinations
 from pathlib import Path
 
 import pytest
 
-from helpers import TINY_OCR, run_cli, write_image_folder
+from helpers import ROOT, TINY_OCR, run_cli, write_image_folder
 
 
 def results(sweep: Path) -> dict[str, dict]:
@@ -22,15 +26,21 @@ def summary(stdout: str) -> list[str]:
 
 
 def test_parallel_trials_get_one_gpu_each_and_share_the_cpu(tmp_path):
+    # Four repeats (seeds) of one setting, two at a time on "GPUs" 0 and 1.
     sweep = tmp_path / "sweep"
     launcher = ["hydra/launcher=local", "hydra.launcher.n_jobs=2", "hydra.launcher.gpus=[0,1]"]
     proc = run_cli(
-        ["-m", *launcher, "lr=1e-3,2e-3,3e-3,4e-3", *TINY_OCR, "epochs=2", "test=false"]
+        ["-m", *launcher, "seed=0,1,2,3", *TINY_OCR, "epochs=2", "test=false"]
         + [f"hydra.sweep.dir={sweep}"],
         tmp_path,
     )
     trials = results(sweep)
     assert len(trials) == 4 and all(r["status"] == "completed" for r in trials.values())
+    # Repeats: one dir each, one group for all, and different training from each seed.
+    assert sorted(r["choices"]["seed"] for r in trials.values()) == [0, 1, 2, 3]
+    assert len({r["group"] for r in trials.values()}) == 1
+    assert "seed=" not in next(iter(trials.values()))["group"]
+    assert len({r["final"]["train/mean_loss"] for r in trials.values()}) == 4
     placements = [r["placement"] for r in trials.values()]
     assert all(p["cuda_visible_devices"] in ("0", "1") for p in placements)
     assert all(p["cpu_threads"] == max(1, os.cpu_count() // 2) for p in placements)
@@ -76,11 +86,7 @@ def test_a_killed_sweep_is_finished_by_running_it_again(tmp_path, launcher):
     for name, raw in done.items():  # finished trials: skipped, not re-trained
         assert (sweep / name / "result.json").read_bytes() == raw
         assert (sweep / name / "checkpoints" / "last.ckpt").stat().st_mtime_ns == last_ckpt[name]
-    assert second.stdout.count("already completed, skipped") + sum(
-        (sweep / n / "launcher.log").read_text().count("already completed, skipped")
-        for n in done
-        if (sweep / n / "launcher.log").exists()
-    ) == len(done)
+    assert second.stdout.count("already completed, skipped") == len(done)
     # The killed trial continued from its epoch-2 checkpoint, once.
     assert after[killed]["resumed_at_epochs"] == [2]
     assert [h["epoch"] for h in after[killed]["history"]] == [0, 1, 2]
@@ -118,3 +124,42 @@ def test_bad_trials_do_not_sink_the_sweep(tmp_path):
     assert by_lr[1e30]["stopped"]["reason"] == "loss is nan" and by_lr[1e30]["stopped"]["step"] >= 0
     statuses = sorted(line.split()[1] for line in summary(proc.stdout))
     assert statuses == ["completed", "diverged", "failed", "failed", "stalled"]
+
+
+@pytest.mark.slow
+def test_a_preempted_submitit_job_is_requeued_and_continues_from_last_ckpt(tmp_path):
+    # hydra/launcher=slurm's code path with submitit's local executor: SIGUSR2 is what
+    # submitit's job gets on preemption; it requeues the job, which re-runs the same trial.
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=submitit_local"]
+        + [*TINY_OCR, "epochs=30", "test=false", f"hydra.sweep.dir={sweep}"]
+        + [f"paths.log_dir={tmp_path}/outputs"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        running = next(iter(results(sweep).values()), {})
+        if running.get("epochs_completed", 0) >= 2:
+            os.kill(running["placement"]["pid"], signal.SIGUSR2)
+            break
+        time.sleep(0.1)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    (result,) = results(sweep).values()
+    assert result["status"] == "completed" and result["epochs_completed"] == 30
+    assert len(result["resumed_at_epochs"]) == 1 and result["resumed_at_epochs"][0] >= 2
+    assert [h["epoch"] for h in result["history"]] == list(range(30))
+    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*.err"))
+    assert "this job is preempted" in logs
+
+
+def test_the_slurm_launcher_asks_for_one_gpu_per_trial(tmp_path):
+    proc = run_cli(["--cfg", "hydra", "hydra/launcher=slurm"], tmp_path)
+    assert "SlurmLauncher" in proc.stdout
+    assert "gpus_per_node: 1" in proc.stdout and "tasks_per_node: 1" in proc.stdout
+    assert "max_num_timeout: 5" in proc.stdout

@@ -106,8 +106,9 @@ class ResultWriter(pl.Callback):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        # Lightning turns Ctrl-C into a graceful stop (and SystemExit) before our code sees it.
-        if isinstance(exception, KeyboardInterrupt):
+        # Ctrl-C, or a SystemExit raised from a signal handler (submitit's requeue on
+        # preemption or timeout): the run can be continued, it did not fail.
+        if isinstance(exception, KeyboardInterrupt | SystemExit):
             self.write("interrupted")
         elif isinstance(exception, TrialStopped):
             self.write(exception.status, stopped=exception.details)
@@ -140,6 +141,7 @@ class ResultWriter(pl.Callback):
             "placement": {
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                 "cpu_threads": torch.get_num_threads(),
+                "pid": os.getpid(),
                 "started": PROCESS_STARTED,
                 "ended": time.time(),
             },

@@ -13,7 +13,7 @@ from optsweep.sweep import launcher
 @dataclass
 class LocalLauncherConf:
     _target_: str = "hydra_plugins.optsweep_launcher.local_launcher.LocalLauncher"
-    # Trials at once. null: one per GPU slot (GPUs x trials_per_gpu), or 1 without GPUs.
+    # Trials at once. null: one per GPU slot (GPUs x trials_per_gpu), or 2 without GPUs.
     n_jobs: Any = None
     # GPU ids to spread trials over. null: every visible GPU (CUDA_VISIBLE_DEVICES or all).
     gpus: Any = None
