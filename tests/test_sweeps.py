@@ -152,7 +152,9 @@ def test_a_preempted_submitit_job_is_requeued_and_continues_from_last_ckpt(tmp_p
     assert proc.returncode == 0, output[-3000:]
     (result,) = results(sweep).values()
     assert result["status"] == "completed" and result["epochs_completed"] == 30
-    assert len(result["resumed_at_epochs"]) == 1 and result["resumed_at_epochs"][0] >= 2
+    # It went on from its newest last.ckpt (result.json is written just before last.ckpt,
+    # so that may be the epoch before the one the signal came in), not from scratch.
+    assert len(result["resumed_at_epochs"]) == 1 and result["resumed_at_epochs"][0] >= 1
     assert [h["epoch"] for h in result["history"]] == list(range(30))
     logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*.err"))
     assert "this job is preempted" in logs

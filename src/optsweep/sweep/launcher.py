@@ -29,9 +29,11 @@ from optsweep.sweep.trial import FINISHED
 
 log = logging.getLogger(__name__)
 
-# What the parent's own command line set for Hydra that a child must not inherit: the child
-# runs its one trial with the basic launcher, and the parent prints the sweep's summary.
+# A child runs its one trial with the basic launcher, and the parent prints the summary.
 CHILD_HYDRA_OVERRIDES = ["hydra/launcher=basic", "~hydra.callbacks.sweep_summary"]
+# The parent's own Hydra overrides the children do not inherit: their launcher, and the
+# sweep dir, which they get resolved (a `${now:...}` in it would differ in a child).
+NOT_INHERITED = ("hydra/launcher", "hydra.launcher", "hydra.sweep.dir")
 
 
 @dataclass
@@ -70,12 +72,11 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _start(trial: Trial, gpu: str | None, threads: int, sweep_dir: str) -> subprocess.Popen:
+def _start(trial: Trial, gpu: str | None, threads: int, hydra_args: list[str]) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
-    command = [sys.executable, "-m", "optsweep.train", "-m", *trial.overrides]
-    command += [f"hydra.sweep.dir={sweep_dir}", *CHILD_HYDRA_OVERRIDES]
+    command = [sys.executable, "-m", "optsweep.train", "-m", *trial.overrides, *hydra_args]
     trial.dir.mkdir(parents=True, exist_ok=True)
     with open(trial.dir / "launcher.log", "ab") as output:
         return subprocess.Popen(
@@ -83,7 +84,7 @@ def _start(trial: Trial, gpu: str | None, threads: int, sweep_dir: str) -> subpr
         )
 
 
-def run_trials(trials: list[Trial], places: list[str | None], sweep_dir: str) -> None:
+def run_trials(trials: list[Trial], places: list[str | None], hydra_args: list[str]) -> None:
     """Start trials as places free up; return when all have ended."""
     threads = max(1, (os.cpu_count() or 1) // len(places))
     pending, free = deque(trials), list(places)
@@ -92,7 +93,7 @@ def run_trials(trials: list[Trial], places: list[str | None], sweep_dir: str) ->
         while pending or running:
             while pending and free:
                 trial, gpu = pending.popleft(), free.pop(0)
-                running[_start(trial, gpu, threads, sweep_dir)] = (trial, gpu, time.monotonic())
+                running[_start(trial, gpu, threads, hydra_args)] = (trial, gpu, time.monotonic())
                 where = f"GPU {gpu}" if gpu is not None else f"{threads} CPU threads"
                 log.info("#%d started on %s: %s", trial.index, where, " ".join(trial.overrides))
             time.sleep(0.2)
@@ -143,7 +144,9 @@ def launch(
         if trial not in todo:
             print(f"trial {trial.dir.name}: already {read_result(trial.dir)['status']}, skipped")
     log.info("%d trials to run, %d at a time, in %s", len(todo), len(places), sweep_dir)
-    run_trials(todo, places, sweep_dir)
+    inherited = [o for o in config.hydra.overrides.hydra if not o.startswith(NOT_INHERITED)]
+    hydra_args = [*inherited, f"hydra.sweep.dir={sweep_dir}", *CHILD_HYDRA_OVERRIDES]
+    run_trials(todo, places, hydra_args)
     return [
         JobReturn(
             overrides=trial.overrides,
