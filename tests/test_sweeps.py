@@ -70,11 +70,14 @@ def test_a_killed_sweep_is_finished_by_running_it_again(tmp_path, launcher):
     first = run_cli(command, tmp_path, check=False)
     before = results(sweep)
     (killed,) = [name for name, result in before.items() if result["choices"]["lr"] == 2e-3]
-    assert before[killed]["status"] == "running" and before[killed]["epochs_completed"] == 2
+    assert before[killed]["epochs_completed"] == 2
     if launcher == "basic":  # the SIGKILL took the whole sweep down: lr=3e-3 never started
         assert first.returncode == -9 and len(before) == 2
-    else:  # only the trial's own process died
+        assert before[killed]["status"] == "running"
+    else:  # only the trial's own process died, and the launcher recorded it
         assert first.returncode == 0 and len(before) == 3
+        assert before[killed]["status"] == "failed"
+        assert before[killed]["error"].startswith("process exited with -9")
     done = {name: (sweep / name / "result.json").read_bytes() for name in before if name != killed}
     last_ckpt = {
         name: (sweep / name / "checkpoints" / "last.ckpt").stat().st_mtime_ns for name in done
@@ -141,13 +144,14 @@ def test_a_preempted_submitit_job_is_requeued_and_continues_from_last_ckpt(tmp_p
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+    deadline, signalled = time.monotonic() + 300, False
+    while time.monotonic() < deadline and not signalled:
         running = next(iter(results(sweep).values()), {})
         if running.get("epochs_completed", 0) >= 2:
             os.kill(running["placement"]["pid"], signal.SIGUSR2)
-            break
+            signalled = True
         time.sleep(0.1)
+    assert signalled, "the trial never reached epoch 2"
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
     (result,) = results(sweep).values()
@@ -165,3 +169,18 @@ def test_the_slurm_launcher_asks_for_one_gpu_per_trial(tmp_path):
     assert "SlurmLauncher" in proc.stdout
     assert "gpus_per_node: 1" in proc.stdout and "tasks_per_node: 1" in proc.stdout
     assert "max_num_timeout: 5" in proc.stdout
+
+
+def test_local_trials_land_where_the_launcher_expects_them(tmp_path):
+    # A sweep dir with a comma in it, and Hydra's own numbered trial dirs: the children must
+    # use the dirs the launcher resolved, not resolve their own (each child is trial 0).
+    sweep = tmp_path / "a,b"
+    run_cli(
+        ["-m", "hydra/launcher=local", "lr=1e-3,2e-3", *TINY_OCR, "epochs=1", "test=false"]
+        + [f"hydra.sweep.dir='{sweep}'", "hydra.sweep.subdir=${hydra.job.num}"],
+        tmp_path,
+    )
+    trials = results(sweep)
+    assert sorted(trials) == ["0", "1"]
+    assert sorted(r["choices"]["lr"] for r in trials.values()) == [1e-3, 2e-3]
+    assert all((sweep / name / "launcher.log").is_file() for name in trials)

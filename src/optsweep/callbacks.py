@@ -13,8 +13,6 @@ from pytorch_lightning.trainer.states import TrainerFn
 from optsweep.guards import TrialStopped
 
 RESULT_FILE = "result.json"
-# When this process started, near enough: optsweep is imported before Hydra composes the config.
-PROCESS_STARTED = time.time()
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -62,6 +60,7 @@ class ResultWriter(pl.Callback):
         self.resumed_at: list[int] = []  # the epoch each resume started from
         self.wall_before = 0.0  # seconds spent by earlier processes of this run
         self.started = time.monotonic()
+        self.started_at = time.time()  # before the trainer exists: before any GPU work
         self.trainer: pl.Trainer | None = None
         self.last: dict = {}
 
@@ -142,7 +141,7 @@ class ResultWriter(pl.Callback):
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                 "cpu_threads": torch.get_num_threads(),
                 "pid": os.getpid(),
-                "started": PROCESS_STARTED,
+                "started": self.started_at,
                 "ended": time.time(),
             },
             "checkpoints": {

@@ -28,6 +28,7 @@ class DivergenceGuard(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = float((outputs["loss"] if isinstance(outputs, Mapping) else outputs).detach())
+        loss *= trainer.accumulate_grad_batches  # Lightning divided it for accumulation
         step = trainer.global_step - 1  # the optimizer step whose loss this is, from 0
         if not math.isfinite(loss):
             raise TrialStopped("diverged", f"loss is {loss}", step=step, loss=None)
@@ -60,10 +61,15 @@ class StallGuard(pl.Callback):
         self.patience = patience
         self.tolerance = tolerance
         self.epochs_at_chance = 0
+        self.validated = False  # whether this epoch ran validation (val/acc is fresh)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.validated = not trainer.sanity_checking
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         accuracy = trainer.callback_metrics.get("val/acc")
-        if not self.patience or accuracy is None:  # off, or not a classifier
+        validated, self.validated = self.validated, False
+        if not self.patience or accuracy is None or not validated:  # off, not a classifier
             return
         chance = 1 / len(pl_module.config["data"]["classes"])
         accuracy = float(accuracy)

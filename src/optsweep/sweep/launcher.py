@@ -22,25 +22,39 @@ from pathlib import Path
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from optsweep.callbacks import read_result
-from optsweep.sweep.trial import FINISHED
+from optsweep.sweep.trial import finished, record_failure
 
 log = logging.getLogger(__name__)
 
-# A child runs its one trial with the basic launcher, and the parent prints the summary.
-CHILD_HYDRA_OVERRIDES = ["hydra/launcher=basic", "~hydra.callbacks.sweep_summary"]
-# The parent's own Hydra overrides the children do not inherit: their launcher, and the
-# sweep dir, which they get resolved (a `${now:...}` in it would differ in a child).
-NOT_INHERITED = ("hydra/launcher", "hydra.launcher", "hydra.sweep.dir")
+# A child runs its one trial with the basic launcher and sweeper; the parent prints the summary.
+CHILD_HYDRA_OVERRIDES = [
+    "hydra/launcher=basic",
+    "hydra/sweeper=basic",
+    "~hydra.callbacks.sweep_summary",
+]
+# The parent's own Hydra overrides the children do not inherit: launcher and sweeper, and the
+# trial's dir, which they get as the parent resolved it (`${now:...}` or `${hydra.job.num}` in
+# it would resolve otherwise in a child).
+NOT_INHERITED = ("hydra/launcher", "hydra.launcher", "hydra/sweeper", "hydra.sweeper")
+NOT_INHERITED += ("hydra.sweep.dir", "hydra.sweep.subdir")
+
+
+LOG_FILE = "launcher.log"  # a trial's console output, in its dir
 
 
 @dataclass
 class Trial:
     index: int
     overrides: list[str]
-    dir: Path
+    sweep_dir: Path
+    subdir: str
+
+    @property
+    def dir(self) -> Path:
+        return self.sweep_dir / self.subdir
 
 
 def visible_gpus() -> list[str]:
@@ -49,6 +63,15 @@ def visible_gpus() -> list[str]:
     if listed is not None:
         return [gpu.strip() for gpu in listed.split(",") if gpu.strip()]
     return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _quoted(value: str) -> str:
+    """A path as one Hydra override value: a comma or `=` in it must not split it."""
+    return "'" + value.replace("'", "\\'") + "'"
 
 
 # Trials at once on a CPU-only machine unless n_jobs says otherwise: on a 2-core machine a
@@ -65,28 +88,54 @@ def slots(gpus: list[str], trials_per_gpu: int, n_jobs: int | None) -> list[str 
     return [None] * (n_jobs or CPU_JOBS)
 
 
-def _die_with_parent() -> None:
-    # Linux: a child gets SIGTERM when the launcher dies, even by SIGKILL, instead of
-    # training on unattended (it records `interrupted` and can be resumed).
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+# Linux: a child gets SIGTERM when the launcher dies, even by SIGKILL, instead of training
+# on unattended (it records `interrupted` and can be resumed). Looked up here, not in the
+# forked child, where loading a library is unsafe.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGTERM))
+    if os.getppid() != parent:  # the launcher died before the line above took effect
+        os._exit(1)
 
 
 def _start(trial: Trial, gpu: str | None, threads: int, hydra_args: list[str]) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = gpu
+    # No GPU for this trial: none visible, even on a machine that has some.
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu or "")
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     command = [sys.executable, "-m", "optsweep.train", "-m", *trial.overrides, *hydra_args]
+    command.append(f"hydra.sweep.subdir={_quoted(trial.subdir)}")
     trial.dir.mkdir(parents=True, exist_ok=True)
-    with open(trial.dir / "launcher.log", "ab") as output:
+    parent = os.getpid()
+    with open(trial.dir / LOG_FILE, "ab") as output:
         return subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            command,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C reaches the launcher only, which stops each child once.
+            start_new_session=True,
+            preexec_fn=lambda: _die_with_parent(parent),
         )
+
+
+def _ended(trial: Trial, returncode: int) -> str:
+    """The trial's status; a child that died without recording its end is marked failed."""
+    status = (read_result(trial.dir) or {}).get("status")
+    if returncode != 0 and status in (None, "running"):
+        lines = (trial.dir / LOG_FILE).read_text(errors="replace").strip().splitlines()
+        error = f"process exited with {returncode}" + (f": {lines[-1]}" if lines else "")
+        record_failure(trial.dir, trial.overrides, error)
+        return "failed"
+    return status or f"exit {returncode}"
 
 
 def run_trials(trials: list[Trial], places: list[str | None], hydra_args: list[str]) -> None:
     """Start trials as places free up; return when all have ended."""
-    threads = max(1, (os.cpu_count() or 1) // len(places))
+    threads = max(1, _cpus() // len(places))
     pending, free = deque(trials), list(places)
     running: dict[subprocess.Popen, tuple[Trial, str | None, float]] = {}
     try:
@@ -100,7 +149,7 @@ def run_trials(trials: list[Trial], places: list[str | None], hydra_args: list[s
             for proc in [p for p in running if p.poll() is not None]:
                 trial, gpu, started = running.pop(proc)
                 free.append(gpu)
-                status = (read_result(trial.dir) or {}).get("status", f"exit {proc.returncode}")
+                status = _ended(trial, proc.returncode)
                 log.info(
                     "#%d %s after %.0fs: %s",
                     trial.index,
@@ -112,7 +161,18 @@ def run_trials(trials: list[Trial], places: list[str | None], hydra_args: list[s
         for proc in running:  # Ctrl-C or an error here: the children stop and record it
             proc.send_signal(signal.SIGINT)
         for proc in running:
-            proc.wait()
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _gpu_list(gpus) -> list[str]:
+    if gpus is None:
+        return visible_gpus()
+    if isinstance(gpus, str | int):  # hydra.launcher.gpus=0,1 typed without brackets
+        gpus = str(gpus).split(",")
+    return [str(g).strip() for g in gpus if str(g).strip()]
 
 
 def launch(
@@ -120,39 +180,40 @@ def launch(
     hydra_context,
     job_overrides,
     initial_job_idx: int,
-    gpus: list | None,
+    gpus,
     trials_per_gpu: int,
     n_jobs: int | None,
 ) -> list[JobReturn]:
+    if trials_per_gpu < 1 or (n_jobs is not None and n_jobs < 1):
+        raise ValueError(
+            f"hydra.launcher: trials_per_gpu and n_jobs must be >= 1 (n_jobs may be null), "
+            f"got trials_per_gpu={trials_per_gpu}, n_jobs={n_jobs}"
+        )
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
-    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+    sweep_dir = Path(config.hydra.sweep.dir).resolve()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
     trials = []
     for index, overrides in enumerate(job_overrides, start=initial_job_idx):
         trial_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
         with open_dict(trial_config):
             trial_config.hydra.job.num = index
         HydraConfig.instance().set_config(trial_config)  # so the trial's subdir resolves
-        subdir = trial_config.hydra.sweep.subdir
-        trials.append(Trial(index, list(filter_overrides(overrides)), Path(sweep_dir) / subdir))
-    gpu_ids = [str(g) for g in gpus] if gpus is not None else visible_gpus()
-    places = slots(gpu_ids, trials_per_gpu, n_jobs)
+        subdir = str(trial_config.hydra.sweep.subdir)
+        trials.append(Trial(index, list(filter_overrides(overrides)), sweep_dir, subdir))
+    places = slots(_gpu_list(gpus), trials_per_gpu, n_jobs)
     # A finished trial would only start a process to say so (sweep/trial.py): skip it here.
-    todo = [t for t in trials if (read_result(t.dir) or {}).get("status") not in FINISHED]
-    for trial in trials:
-        if trial not in todo:
-            print(f"trial {trial.dir.name}: already {read_result(trial.dir)['status']}, skipped")
+    todo = [trial for trial in trials if not finished(trial.dir)]
     log.info("%d trials to run, %d at a time, in %s", len(todo), len(places), sweep_dir)
-    inherited = [o for o in config.hydra.overrides.hydra if not o.startswith(NOT_INHERITED)]
-    hydra_args = [*inherited, f"hydra.sweep.dir={sweep_dir}", *CHILD_HYDRA_OVERRIDES]
+    typed = OmegaConf.to_container(config.hydra.overrides.hydra)  # as typed, not resolved
+    inherited = [o for o in typed if not o.lstrip("+~").startswith(NOT_INHERITED)]
+    hydra_args = [*inherited, f"hydra.sweep.dir={_quoted(str(sweep_dir))}", *CHILD_HYDRA_OVERRIDES]
     run_trials(todo, places, hydra_args)
+    # Each child saved its own one-trial multirun.yaml here: put the sweep's back.
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")
     return [
-        JobReturn(
-            overrides=trial.overrides,
-            working_dir=str(trial.dir),
-            status=JobStatus.COMPLETED,  # a trial's own outcome is in its result.json
-            _return_value=(read_result(trial.dir) or {}).get("status"),
-        )
+        # A trial's own outcome (failed, diverged, ...) is in its result.json; a failed
+        # JobReturn would make Hydra end the sweep.
+        JobReturn(overrides=trial.overrides, working_dir=str(trial.dir), status=JobStatus.COMPLETED)
         for trial in trials
     ]
