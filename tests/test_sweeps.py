@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, TINY_OCR, run_cli, write_image_folder
+from optsweep.sweep.launcher import slots
 
 
 def results(sweep: Path) -> dict[str, dict]:
@@ -184,3 +185,17 @@ def test_local_trials_land_where_the_launcher_expects_them(tmp_path):
     assert sorted(trials) == ["0", "1"]
     assert sorted(r["choices"]["lr"] for r in trials.values()) == [1e-3, 2e-3]
     assert all((sweep / name / "launcher.log").is_file() for name in trials)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "per_gpu", "n_jobs", "expected"),
+    [
+        (["0", "1"], 1, None, ["0", "1"]),  # one trial per GPU
+        (["0", "1"], 2, None, ["0", "1", "0", "1"]),  # k per GPU, every GPU used first
+        (["0", "1", "2"], 1, 2, ["0", "1"]),  # n_jobs caps it
+        ([], 1, None, [None, None]),  # no GPU: 2 trials on the CPU
+        ([], 1, 3, [None, None, None]),
+    ],
+)
+def test_slots_spread_trials_over_gpus(gpus, per_gpu, n_jobs, expected):
+    assert slots(gpus, per_gpu, n_jobs) == expected
