@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install train sweep test lint format clean
+.PHONY: install train sweep report test lint format clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -24,6 +24,11 @@ train: install
 # The standard grid (conf/sweep/default.yaml) on the embedded task.
 sweep: install
 	$(PY) train.py -m sweep=default $(ARGS)
+
+# The report of a sweep dir (also written when a multirun ends): make report SWEEP=outputs/sweeps/default
+SWEEP ?= outputs/sweeps/default
+report: install
+	$(PY) -m optsweep.report $(SWEEP) $(ARGS)
 
 test: install
 	$(PY) -m pytest -q $(ARGS)

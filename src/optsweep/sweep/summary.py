@@ -9,7 +9,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from optsweep.callbacks import RESULT_FILE
+from optsweep.callbacks import RESULT_FILE, last_line
+from optsweep.report.render import write_report
 
 MEAN_LOSS = "train/mean_loss"
 
@@ -49,3 +50,9 @@ class SweepSummary(Callback):
         lines = summary_lines(sweep_dir)
         print(f"\nsweep {sweep_dir}: {len(lines)} trials, lowest final {MEAN_LOSS} first")
         print("\n".join(lines))
+        try:
+            report = write_report(sweep_dir, config.report.metric)
+        except Exception as err:  # the trials' results are on disk: the report can be redone
+            print(f"report failed ({last_line(err)}); retry: python -m optsweep.report {sweep_dir}")
+            return
+        print(f"report: {report} and {report.with_suffix('.html')}")

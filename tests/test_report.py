@@ -1,0 +1,126 @@
+"""The sweep report, from a small real sweep: two optimizers x two LRs x two seeds on an image
+folder, where the large LR diverges and one trial raises. The report is written when the
+multirun ends; `python -m optsweep.report` rewrites it, with another metric too."""
+
+import csv
+import re
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT, TINY_OCR, run_cli, write_image_folder
+
+CHARTS = ("train_mean_loss.png", "val_metric.png", "lr_sensitivity.png", "lr_schedule.png")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    images = write_image_folder(root / "images")
+    boom = ["+callbacks.boom._target_=killer.RaiseAtEpoch", "+callbacks.boom.epoch=1"]
+    boom += ["+callbacks.boom.lr=0.02"]
+    proc = run_cli(
+        ["-m", "optimizer=sgd,adam", "lr=0.05,1e30", "seed=0,1", "data=image_folder"]
+        + [f"data.root={images}", "model=simple_cnn", "batch_size=8", "trainer=cpu"]
+        + [
+            "trainer.log_every_n_steps=1",
+            "epochs=3",
+            "test=false",
+            f"hydra.sweep.dir={root}/sweep",
+        ],
+        root,
+    )
+    # One more trial into the same sweep dir, that fails: lr=0.02 raises at epoch 1.
+    run_cli(
+        ["-m", "optimizer=sgd", "lr=0.02", "seed=0", "data=image_folder", f"data.root={images}"]
+        + ["model=simple_cnn", "batch_size=8", "trainer=cpu", "epochs=3", "test=false", *boom]
+        + [f"hydra.sweep.dir={root}/sweep"],
+        root,
+    )
+    return root / "sweep", proc
+
+
+def test_the_multirun_ends_with_a_report(sweep):
+    sweep_dir, proc = sweep
+    assert f"report: {sweep_dir}/report.md" in proc.stdout
+    for name in ("results.csv", "report.md", "report.html", *CHARTS):
+        assert (sweep_dir / name).is_file(), name
+
+
+def test_results_csv_has_one_row_per_trial(sweep):
+    sweep_dir, _ = sweep
+    with open(sweep_dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 9
+    statuses = sorted(r["status"] for r in rows)
+    assert statuses == ["completed"] * 4 + ["diverged"] * 4 + ["failed"]
+    completed = [r for r in rows if r["status"] == "completed"]
+    assert all(float(r["final:train/mean_loss"]) > 0 and r["checkpoint"] for r in completed)
+    assert all(int(r["epochs"]) == 3 for r in completed)
+    diverged = [r for r in rows if r["status"] == "diverged"]
+    assert all(
+        r["stopped_at"].startswith("step ") and r["reason"] == "loss is nan" for r in diverged
+    )
+
+
+def test_report_ranks_groups_over_seeds_and_lists_the_rest(sweep):
+    sweep_dir, _ = sweep
+    report = (sweep_dir / "report.md").read_text()
+    board = report.split("## Leaderboard")[1].split("##")[0]
+    ranked = [line for line in board.splitlines() if re.match(r"\| \d", line)]
+    assert len(ranked) == 2  # sgd and adam at lr 0.05, each over two seeds
+    means = [float(line.split("|")[3].split("±")[0]) for line in ranked]
+    assert means == sorted(means) and all("(n=2)" in line for line in ranked)
+    assert "**Best: " in report and "runner-up" in report
+    rest = report.split("## Trials without a ranked result")[1].split("## Charts")[0]
+    assert rest.count("| diverged |") == 4 and rest.count("| failed |") == 1
+    assert "second line of the error" in rest
+
+
+def test_charts_are_real_pngs_and_the_html_needs_no_network(sweep):
+    sweep_dir, _ = sweep
+    for name in CHARTS:
+        data = (sweep_dir / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert 400 < width < 2000 and 300 < height < 1500, (name, width, height)
+    page = (sweep_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(CHARTS)
+    assert not re.search(r"(src|href)=['\"]?(https?:|//)", page)
+
+
+def test_the_cli_rewrites_it_for_another_metric(sweep):
+    sweep_dir, _ = sweep
+    proc = subprocess.run(
+        [sys.executable, "-m", "optsweep.report", str(sweep_dir), "report.metric=val/acc"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert "ranked by the final val/acc (higher is better)" in proc.stdout
+    report = (sweep_dir / "report.md").read_text()
+    assert "final val/acc" in report
+
+
+def test_a_sweep_still_running_says_what_is_missing(tmp_path):
+    # A 3-trial sweep killed in its second trial: one result, one running, one not started.
+    sweep_dir = tmp_path / "sweep"
+    kill = ["+callbacks.killer._target_=killer.KillAtEpoch", "+callbacks.killer.epoch=1"]
+    kill += ["+callbacks.killer.lr=2e-3"]
+    run_cli(
+        ["-m", "lr=1e-3,2e-3,3e-3", *TINY_OCR, "epochs=2", "test=false", *kill]
+        + [f"hydra.sweep.dir={sweep_dir}"],
+        tmp_path,
+        check=False,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "optsweep.report", str(sweep_dir)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert "Incomplete: 2 of the 3 trials the sweep asks for have started." in proc.stdout
+    assert "1 trial(s) have no final result yet" in proc.stdout
