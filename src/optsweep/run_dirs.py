@@ -7,6 +7,8 @@ command, and a sweep trial always lands in the same directory (what makes sweeps
 import hashlib
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -48,7 +50,20 @@ def hydra_subdir(ckpt_path: str | None) -> str | None:
     return None if ckpt_path == "last" else ".hydra"
 
 
+def experiment_name() -> str:
+    """For trackers: a sweep's trials are runs of one experiment named after the sweep dir;
+    single runs are runs of `runs`."""
+    hydra = HydraConfig.get()
+    return Path(hydra.sweep.dir).name if hydra.mode == RunMode.MULTIRUN else "runs"
+
+
+def run_label(override_dirname: str) -> str:
+    return override_dirname or "default"
+
+
 def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("experiment_name", experiment_name, replace=True)
+    OmegaConf.register_new_resolver("run_label", run_label, replace=True)
     OmegaConf.register_new_resolver("run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
     OmegaConf.register_new_resolver("trial_name", trial_name, replace=True)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from optsweep.callbacks import ResultWriter
 from optsweep.checkpoints import check_compatible, resolve_ckpt_path
+from optsweep.config_tree import show_config
 from optsweep.errors import UserError
 from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
 from optsweep.lr_find import find_lr, report
@@ -84,7 +85,8 @@ def prepare(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule
     config["data"].update(data_facts)
     if ckpt_path:
         check_compatible(ckpt_path, trained_config, config, data_facts)
-    # Only now, when nothing can refuse the run: a refused resume leaves its train.log as is.
+    # Only now, when nothing can refuse the run: a refused resume leaves its dir as it was.
+    show_config(config, output_dir)
     log.info(
         "effective lr %g (lr=%g, lr_scaling=%s, batch_size=%d, base_batch_size=%d)",
         *(cfg[k] for k in ("effective_lr", "lr", "lr_scaling", "batch_size", "base_batch_size")),
