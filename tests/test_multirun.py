@@ -28,7 +28,12 @@ def test_two_by_two_grid_gives_four_named_trials(tmp_path):
         assert set(trial.split(",")) <= set(result["overrides"])
         checkpoint = torch.load(result["checkpoints"]["best"], weights_only=True)
         assert checkpoint["state_dict"]
-    summary = proc.stdout.split("lowest final train/mean_loss first")[1].strip().splitlines()
+    summary = (
+        proc.stdout.split("lowest final train/mean_loss first")[1]
+        .strip()
+        .split("\n\n")[0]
+        .splitlines()
+    )
     assert len(summary) == 4 and all("completed" in line for line in summary)
     finals = [float(line.split("train/mean_loss=")[1].split()[0]) for line in summary]
     assert finals == sorted(finals)

@@ -23,7 +23,9 @@ def results(sweep: Path) -> dict[str, dict]:
 
 
 def summary(stdout: str) -> list[str]:
-    return stdout.split("lowest final train/mean_loss first")[1].strip().splitlines()
+    return (
+        stdout.split("lowest final train/mean_loss first")[1].strip().split("\n\n")[0].splitlines()
+    )
 
 
 def test_parallel_trials_get_one_gpu_each_and_share_the_cpu(tmp_path):

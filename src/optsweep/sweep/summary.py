@@ -53,6 +53,8 @@ class SweepSummary(Callback):
         try:
             report = write_report(sweep_dir, config.report.metric)
         except Exception as err:  # the trials' results are on disk: the report can be redone
-            print(f"report failed ({last_line(err)}); retry: python -m optsweep.report {sweep_dir}")
+            print(
+                f"\nreport failed ({last_line(err)}); retry: python -m optsweep.report {sweep_dir}"
+            )
             return
-        print(f"report: {report} and {report.with_suffix('.html')}")
+        print(f"\nreport: {report} and {report.with_suffix('.html')}")
