@@ -50,7 +50,9 @@ def logged_lrs(run_dir: Path) -> list[float]:
 
 def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """`python train.py ...` in a fresh process, outputs under cwd/outputs."""
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "200"}
+    # Prepended, not replaced: a checkout on PYTHONPATH (a worktree) keeps its own sources.
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath, "COLUMNS": "200"}
     proc = subprocess.run(
         # Flags (-m, --cfg) go first in args: argparse takes overrides only after them.
         [sys.executable, str(ROOT / "train.py"), *args, f"paths.log_dir={cwd}/outputs"],
