@@ -48,16 +48,20 @@ def logged_lrs(run_dir: Path) -> list[float]:
     return [float(r["train/lr"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
 
 
+def cli_env() -> dict[str, str]:
+    """The environment of a `train.py` the tests start: tests/ importable (for killer.py),
+    and PYTHONPATH prepended, not replaced, so a checkout on it (a worktree) keeps its sources."""
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": pythonpath, "COLUMNS": "200"}
+
+
 def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """`python train.py ...` in a fresh process, outputs under cwd/outputs."""
-    # Prepended, not replaced: a checkout on PYTHONPATH (a worktree) keeps its own sources.
-    pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": pythonpath, "COLUMNS": "200"}
     proc = subprocess.run(
         # Flags (-m, --cfg) go first in args: argparse takes overrides only after them.
         [sys.executable, str(ROOT / "train.py"), *args, f"paths.log_dir={cwd}/outputs"],
         cwd=cwd,
-        env=env,
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=600,

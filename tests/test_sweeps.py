@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, TINY_OCR, run_cli, write_image_folder
+from helpers import ROOT, TINY_OCR, cli_env, run_cli, write_image_folder
 from optsweep.sweep.launcher import slots
 
 
@@ -142,7 +142,7 @@ def test_a_preempted_submitit_job_is_requeued_and_continues_from_last_ckpt(tmp_p
         + [*TINY_OCR, "epochs=30", "test=false", f"hydra.sweep.dir={sweep}"]
         + [f"paths.log_dir={tmp_path}/outputs"],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))},
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

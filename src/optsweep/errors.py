@@ -7,3 +7,8 @@ class UserError(Exception):
     The entry points print it as one line on stderr and exit non-zero, with no traceback:
     the user needs to know what to change, not where in our code we noticed.
     """
+
+
+def last_line(exception: BaseException) -> str:
+    """The line of an error that says what went wrong (Python puts it last)."""
+    return (str(exception).strip().splitlines() or [repr(exception)])[-1]

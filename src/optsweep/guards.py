@@ -10,6 +10,8 @@ from collections.abc import Mapping
 
 import pytorch_lightning as pl
 
+from optsweep.results import DIVERGED, STALLED
+
 
 class TrialStopped(Exception):
     def __init__(self, status: str, reason: str, **details) -> None:
@@ -31,10 +33,10 @@ class DivergenceGuard(pl.Callback):
         loss *= trainer.accumulate_grad_batches  # Lightning divided it for accumulation
         step = trainer.global_step - 1  # the optimizer step whose loss this is, from 0
         if not math.isfinite(loss):
-            raise TrialStopped("diverged", f"loss is {loss}", step=step, loss=None)
+            raise TrialStopped(DIVERGED, f"loss is {loss}", step=step, loss=None)
         if self.factor and self.reference and loss > self.factor * self.reference:
             raise TrialStopped(
-                "diverged",
+                DIVERGED,
                 f"loss {loss:.4g} > {self.factor:g} x the first epoch's mean loss "
                 f"{self.reference:.4g}",
                 step=step,
@@ -78,7 +80,7 @@ class StallGuard(pl.Callback):
         )
         if self.epochs_at_chance >= self.patience:
             raise TrialStopped(
-                "stalled",
+                STALLED,
                 f"val/acc {accuracy:.4f} within {self.tolerance:g} of chance ({chance:.4f}) "
                 f"for {self.epochs_at_chance} epochs",
                 epoch=trainer.current_epoch,

@@ -19,7 +19,6 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from optsweep.callbacks import ResultWriter
 from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.config_tree import show_config
 from optsweep.errors import UserError
@@ -27,6 +26,8 @@ from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
 from optsweep.lr_find import find_lr, report
 from optsweep.lr_scaling import register_resolver as register_lr_resolver
 from optsweep.module import MODULES
+from optsweep.result_writer import ResultWriter
+from optsweep.results import COMPLETED
 from optsweep.run_dirs import register_resolvers
 from optsweep.sweep.trial import run_trial
 from optsweep.validate import check_knobs
@@ -122,7 +123,7 @@ def fit(cfg: DictConfig) -> dict:
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path or None
         (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-    return writer.write("completed", test={k: float(v) for k, v in test.items()})
+    return writer.write(COMPLETED, test={k: float(v) for k, v in test.items()})
 
 
 def _discard_if_untouched(output_dir: Path) -> None:
@@ -139,7 +140,7 @@ def run(cfg: DictConfig) -> float | None:
         return report(find_lr(cfg, *prepare(cfg)[:2]), cfg)
     result = fit(cfg)
     best = result["best"] or {}
-    if result["status"] != "completed":  # stopped by a guard
+    if result["status"] != COMPLETED:  # stopped by a guard
         print(f"{result['status']}: {result['stopped']['reason']} | {_format_metrics(best)}")
         return None
     print(

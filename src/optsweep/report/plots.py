@@ -10,9 +10,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from optsweep.report.trials import Trial
+from optsweep.results import BROKEN, RANKED
 
 LINE_STYLES = ("-", "--", ":", "-.")
-BROKEN = ("diverged", "stalled", "failed")
 
 
 def _colours(names: list[str]) -> dict[str, object]:
@@ -88,7 +88,7 @@ def lr_sensitivity(trials: list[Trial], metric: str, path: Path) -> Path:
         lr, value = _lr(trial), trial.final(metric)
         if lr is None:
             continue
-        if trial.status == "completed" and value is not None and math.isfinite(value):
+        if trial.status in RANKED and value is not None and math.isfinite(value):
             by_optimizer.setdefault(_optimizer(trial), {}).setdefault(lr, []).append(value)
         elif trial.status in BROKEN:
             broken.append((_optimizer(trial), lr, trial.status))

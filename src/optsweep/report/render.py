@@ -7,6 +7,7 @@ from pathlib import Path
 
 from optsweep.report import plots
 from optsweep.report.trials import (
+    NO_RESULT,
     Group,
     Trial,
     expected_trials,
@@ -15,6 +16,7 @@ from optsweep.report.trials import (
     read_trials,
     unranked,
 )
+from optsweep.results import RANKED, UNFINISHED
 
 MEAN_LOSS = "train/mean_loss"
 CHARTS = {
@@ -79,7 +81,7 @@ def write_csv(trials: list[Trial], path: Path) -> None:
                 **{f"final:{m}": t.final(m) for m in metrics},
                 "wall_seconds": t.result.get("wall_seconds", ""),
                 "checkpoint": (t.result.get("checkpoints") or {}).get("best") or "",
-                "stopped_at": _where_stopped(t) if t.status != "completed" else "",
+                "stopped_at": _where_stopped(t) if t.status not in RANKED else "",
                 "reason": _reason(t),
                 "overrides": " ".join(t.result.get("overrides", [])),
             }
@@ -151,7 +153,7 @@ def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Path:
         intro.append(
             f"Incomplete: {len(trials)} of the {expected} trials the sweep asks for have started."
         )
-    still = [t for t in trials if t.status in ("running", "interrupted", "no result")]
+    still = [t for t in trials if t.status in UNFINISHED or t.status == NO_RESULT]
     if still:
         intro.append(f"{len(still)} trial(s) have no final result yet (running or interrupted).")
     board = [["rank", "setting", f"final {metric}", "epochs", "wall (s)"]] + [

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from optsweep.callbacks import RESULT_FILE, read_result
+from optsweep.results import RANKED, RESULT_FILE, read_result
 
 # The metrics where higher is better; every other one (losses, CER) is lower-is-better.
 HIGHER_IS_BETTER = ("acc", "word_acc")
-RANKED = ("completed",)
+# The status shown for a trial dir that has started but written no result.json yet.
+NO_RESULT = "no result"
 
 
 def higher_is_better(metric: str) -> bool:
@@ -28,7 +29,7 @@ class Trial:
 
     @property
     def status(self) -> str:
-        return self.result.get("status", "no result")
+        return self.result.get("status", NO_RESULT)
 
     @property
     def choices(self) -> dict:

@@ -24,8 +24,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from optsweep.callbacks import read_result
-from optsweep.sweep.trial import finished, record_failure
+from optsweep.results import FAILED, RUNNING, mark_failed, status_of
+from optsweep.sweep.trial import finished
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +124,12 @@ def _start(trial: Trial, gpu: str | None, threads: int, hydra_args: list[str]) -
 
 def _ended(trial: Trial, returncode: int) -> str:
     """The trial's status; a child that died without recording its end is marked failed."""
-    status = (read_result(trial.dir) or {}).get("status")
-    if returncode != 0 and status in (None, "running"):
+    status = status_of(trial.dir)
+    if returncode != 0 and status in (None, RUNNING):
         lines = (trial.dir / LOG_FILE).read_text(errors="replace").strip().splitlines()
         error = f"process exited with {returncode}" + (f": {lines[-1]}" if lines else "")
-        record_failure(trial.dir, trial.overrides, error)
-        return "failed"
+        mark_failed(trial.dir, trial.overrides, error)
+        return FAILED
     return status or f"exit {returncode}"
 
 

@@ -3,22 +3,23 @@
 Trials are ranked by their last-epoch train/mean_loss, the figure optimizer comparisons use.
 """
 
-import json
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from optsweep.callbacks import RESULT_FILE, last_line
+from optsweep.errors import last_line
 from optsweep.report.render import write_report
+from optsweep.results import COMPLETED, RESULT_FILE, read_result
 
 MEAN_LOSS = "train/mean_loss"
 
 
 def summary_lines(sweep_dir: Path) -> list[str]:
     results = [
-        (path.parent.name, json.loads(path.read_text()))
+        (path.parent.name, result)
         for path in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"))
+        if (result := read_result(path.parent)) is not None
     ]
 
     def final_mean_loss(result: dict) -> float | None:
@@ -27,7 +28,7 @@ def summary_lines(sweep_dir: Path) -> list[str]:
     def rank(item):
         name, result = item
         value = final_mean_loss(result)
-        return (result["status"] != "completed", value is None, value or 0.0, name)
+        return (result["status"] != COMPLETED, value is None, value or 0.0, name)
 
     lines = []
     for name, result in sorted(results, key=rank):

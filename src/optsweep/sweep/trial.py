@@ -15,26 +15,18 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from optsweep.callbacks import (
-    RESULT_FILE,
-    ResultWriter,
-    last_line,
-    read_result,
-    write_json_atomic,
-)
 from optsweep.checkpoints import load_checkpoint
-from optsweep.errors import UserError
+from optsweep.errors import UserError, last_line
+from optsweep.results import FINISHED, mark_failed, status_of
 from optsweep.run_dirs import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
-
-FINISHED = ("completed", "diverged", "stalled")
 
 
 def finished(trial_dir: Path) -> bool:
     """True, after saying so, for a trial a re-run skips. Range tests (lr_find) always re-run:
     they write no result.json."""
-    status = (read_result(trial_dir) or {}).get("status")
+    status = status_of(trial_dir)
     if status in FINISHED:
         print(f"trial {trial_dir.name}: already {status}, skipped")
     return status in FINISHED
@@ -65,18 +57,7 @@ def run_trial(cfg: DictConfig, run: Callable[[DictConfig], float | None]) -> flo
     try:
         return run(cfg)
     except Exception as err:  # any error: the trial failed, the sweep goes on
-        record_failure(output_dir, list(HydraConfig.get().overrides.task), last_line(err))
+        mark_failed(output_dir, list(HydraConfig.get().overrides.task), last_line(err))
         print(f"trial {output_dir.name} failed: {last_line(err)}", file=sys.stderr)
         log.exception("trial %s failed", output_dir.name)
         return None
-
-
-def record_failure(trial_dir: Path, overrides: list[str], error: str) -> None:
-    """Mark result.json failed, keeping what it holds; ResultWriter has already done so for an
-    error inside training, but not for one before it (bad input, missing data) or a process
-    that died (the launcher calls this then)."""
-    result = read_result(trial_dir)
-    if result is None:
-        ResultWriter(str(trial_dir), overrides, choices={}).write("failed", error=error)
-    elif (result["status"], result.get("error")) != ("failed", error):
-        write_json_atomic(trial_dir / RESULT_FILE, {**result, "status": "failed", "error": error})

@@ -1,6 +1,5 @@
-"""Lightning callbacks of our own: what no library callback does."""
+"""ResultWriter: the Lightning callback that keeps a run's result.json (results.py) current."""
 
-import json
 import math
 import os
 import time
@@ -10,29 +9,16 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
+from optsweep.errors import last_line
 from optsweep.guards import TrialStopped
-
-RESULT_FILE = "result.json"
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write-then-rename, so a crash mid-write never leaves a truncated file behind."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def read_result(run_dir: Path) -> dict | None:
-    """A run's result.json, or None if it has none (never started, or killed before epoch 1)."""
-    try:
-        return json.loads((run_dir / RESULT_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def last_line(exception: BaseException) -> str:
-    """The line of an error that says what went wrong (Python puts it last)."""
-    return (str(exception).strip().splitlines() or [repr(exception)])[-1]
+from optsweep.results import (
+    FAILED,
+    INTERRUPTED,
+    RESULT_FILE,
+    RUNNING,
+    new_result,
+    write_json_atomic,
+)
 
 
 def _scalar(value) -> float | None:
@@ -53,8 +39,6 @@ class ResultWriter(pl.Callback):
     def __init__(self, output_dir: str, overrides: list[str], choices: dict) -> None:
         self.path = Path(output_dir) / RESULT_FILE
         self.overrides = overrides
-        # Repeats of one setting (seed=0,1,2) share a group: their overrides but the seed.
-        self.group = ",".join(sorted(o for o in overrides if not o.startswith("seed=")))
         self.choices = choices
         self.history: list[dict] = []
         self.resumed_at: list[int] = []  # the epoch each resume started from
@@ -100,7 +84,7 @@ class ResultWriter(pl.Callback):
             }
         )
         self.history = [h for h in self.history if h["epoch"] < row["epoch"]] + [row]
-        self.write("running")
+        self.write(RUNNING)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
@@ -108,11 +92,11 @@ class ResultWriter(pl.Callback):
         # Ctrl-C, or a SystemExit raised from a signal handler (submitit's requeue on
         # preemption or timeout): the run can be continued, it did not fail.
         if isinstance(exception, KeyboardInterrupt | SystemExit):
-            self.write("interrupted")
+            self.write(INTERRUPTED)
         elif isinstance(exception, TrialStopped):
             self.write(exception.status, stopped=exception.details)
         else:
-            self.write("failed", error=last_line(exception))
+            self.write(FAILED, error=last_line(exception))
 
     def _best_row(self) -> dict | None:
         checkpoint = self.trainer.checkpoint_callback if self.trainer else None
@@ -125,31 +109,28 @@ class ResultWriter(pl.Callback):
 
     def write(self, status: str, **extra) -> dict:
         checkpoint = self.trainer.checkpoint_callback if self.trainer else None
-        result = {
-            "status": status,
-            "overrides": self.overrides,
-            "choices": self.choices,
-            "monitor": getattr(checkpoint, "monitor", None),
-            "epochs_completed": len(self.history),
-            "best": self._best_row(),
-            "final": self.history[-1] if self.history else None,
-            "history": self.history,
-            "wall_seconds": round(self.wall_seconds, 2),
-            "resumed_at_epochs": self.resumed_at,
-            "group": self.group,
-            "placement": {
+        result = new_result(
+            status,
+            self.overrides,
+            choices=self.choices,
+            monitor=getattr(checkpoint, "monitor", None),
+            history=self.history,
+            best=self._best_row(),
+            wall_seconds=self.wall_seconds,
+            resumed_at=self.resumed_at,
+            placement={
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                 "cpu_threads": torch.get_num_threads(),
                 "pid": os.getpid(),
                 "started": self.started_at,
                 "ended": time.time(),
             },
-            "checkpoints": {
+            checkpoints={
                 "best": getattr(checkpoint, "best_model_path", None) or None,
                 "last": getattr(checkpoint, "last_model_path", None) or None,
             },
             **extra,
-        }
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path, result)
         self.last = result

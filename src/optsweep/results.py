@@ -1,0 +1,138 @@
+"""result.json: a run's summary, one file per run or trial dir.
+
+This module owns its schema, its statuses and its reads and writes, and imports nothing heavy:
+the report, the launcher and the summary read results without loading torch or Lightning.
+Training fills it through `ResultWriter` (result_writer.py).
+
+Fields (README, "Where outputs go", lists them for users):
+    status             one of STATUSES
+    overrides          the command-line overrides of the run
+    group              the overrides without `seed`: repeats of one setting share it
+    choices            the option of each config group and the top-level knobs
+    monitor            the metric that picks the best checkpoint
+    epochs_completed   len(history)
+    history            one row per epoch: `epoch` and the train/* and val/* values
+    best / final       the history row with the best monitor value / the last row
+    wall_seconds       summed over every process of the run (resumes included)
+    resumed_at_epochs  the epoch each resume started from
+    placement          where this process ran: cuda_visible_devices, cpu_threads, pid,
+                       started, ended
+    checkpoints        {"best": path, "last": path}
+    test               test metrics of the best checkpoint (once completed)
+    error              with `failed`: the error's last line
+    stopped            with a guard's status: reason, and step or epoch
+"""
+
+import json
+import os
+from pathlib import Path
+
+RESULT_FILE = "result.json"
+
+RUNNING = "running"  # written after every epoch; left as-is by a kill
+COMPLETED = "completed"
+DIVERGED = "diverged"  # stopped by the divergence guard
+STALLED = "stalled"  # stopped by the stall guard
+FAILED = "failed"
+INTERRUPTED = "interrupted"  # Ctrl-C, or a preempted SLURM job before its requeue
+STATUSES = (RUNNING, COMPLETED, DIVERGED, STALLED, FAILED, INTERRUPTED)
+
+# A re-run of the sweep skips these: training on would not change the outcome.
+FINISHED = frozenset({COMPLETED, DIVERGED, STALLED})
+# Stopped early by a guard, on purpose: the result says where (`stopped`).
+STOPPED = frozenset({DIVERGED, STALLED})
+# Only these have a final value a leaderboard can rank.
+RANKED = frozenset({COMPLETED})
+# Over without a value to rank: the charts mark where these ended.
+BROKEN = STOPPED | {FAILED}
+# Not over: a re-run continues these from their last checkpoint.
+UNFINISHED = frozenset({RUNNING, INTERRUPTED})
+
+
+def group_of(overrides: list[str]) -> str:
+    """Repeats of one setting (seed=0,1,2) share a group: their overrides but the seed."""
+    return ",".join(sorted(o for o in overrides if not o.startswith("seed=")))
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write beside the target, fsync, rename over it, fsync the dir: a crash or power loss
+    leaves the old file or the new one, never a truncated one, and no temp file that lasts
+    (the pid makes two writers' temp names differ)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(payload, indent=2, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX; Windows has no directory handles)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_result(run_dir: Path) -> dict | None:
+    """A run's result.json, or None if it has none (never started, or killed before epoch 1)."""
+    try:
+        return json.loads((Path(run_dir) / RESULT_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def status_of(run_dir: Path) -> str | None:
+    return (read_result(run_dir) or {}).get("status")
+
+
+def new_result(
+    status: str,
+    overrides: list[str],
+    *,
+    choices: dict | None = None,
+    monitor: str | None = None,
+    history: list[dict] | None = None,
+    best: dict | None = None,
+    wall_seconds: float = 0.0,
+    resumed_at: list[int] | None = None,
+    placement: dict | None = None,
+    checkpoints: dict | None = None,
+    **extra,
+) -> dict:
+    """A complete result.json payload: every field above, in this order."""
+    assert status in STATUSES, status
+    history = history or []
+    return {
+        "status": status,
+        "overrides": overrides,
+        "choices": choices or {},
+        "monitor": monitor,
+        "epochs_completed": len(history),
+        "best": best,
+        "final": history[-1] if history else None,
+        "history": history,
+        "wall_seconds": round(wall_seconds, 2),
+        "resumed_at_epochs": resumed_at or [],
+        "group": group_of(overrides),
+        "placement": placement,
+        "checkpoints": checkpoints or {"best": None, "last": None},
+        **extra,
+    }
+
+
+def mark_failed(run_dir: Path, overrides: list[str], error: str) -> None:
+    """Record `failed`, keeping what result.json holds: for an error outside training (bad
+    input, missing data) or a process that died, which wrote no end of their own."""
+    result = read_result(run_dir) or new_result(FAILED, overrides)
+    if (result["status"], result.get("error")) == (FAILED, error):
+        return
+    write_json_atomic(Path(run_dir) / RESULT_FILE, {**result, "status": FAILED, "error": error})
