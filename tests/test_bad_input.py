@@ -78,6 +78,9 @@ CASES = {
     "divergence factor 0": (["divergence.factor=0"], "divergence.factor must be a positive"),
     "stall tolerance 1": (["stall.tolerance=1"], "stall.tolerance must be in [0, 1)"),
     "lr_find from a checkpoint": (["mode=lr_find", "ckpt_path=first.ckpt"], "without ckpt_path"),
+    "repeated charset": (["data.charset=AAB"], "charset 'AAB' repeats 'A': list each character"),
+    "height the CRNN cannot take": (["data.height=40"], "got data.height=40: use e.g. data.h"),
+    "report metric nobody logs": (["report.metric=val/acx"], "ocr trials log: train/mean_loss,"),
 }
 
 
@@ -86,11 +89,23 @@ def test_bad_input_is_one_line_and_nothing_is_lost(workdir, args, message):
     before = snapshot(workdir)
     proc = run_cli([*TINY_OCR, *args], workdir, check=False)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and message in lines[0], lines[0]
     assert "Traceback" not in proc.stdout + proc.stderr
     assert snapshot(workdir) == before  # nothing overwritten, lost, or left behind
+
+
+def test_a_sweep_ranked_by_a_metric_nobody_logs_is_refused_before_it_starts(workdir):
+    before = snapshot(workdir)
+    sweep = ["-m", "lr=1e-3,2e-3", *TINY_OCR, "report.metric=val/acc", "hydra.sweep.dir=sweep"]
+    proc = run_cli(sweep, workdir, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: report.metric must be a metric that ocr trials log: train/mean_loss, train/lr, "
+        "val/loss, val/word_acc, val/cer; got 'val/acc'"
+    ]
+    assert snapshot(workdir) == before
 
 
 def test_unknown_group_option_lists_the_valid_choices(workdir):

@@ -163,3 +163,22 @@ def test_image_folder_fit_learns_two_visible_classes(image_folder, tmp_path):
     result = fit(cfg)
     assert result["status"] == "completed"
     assert result["test"]["test/acc"] >= 0.9
+
+
+def test_the_progress_bar_can_be_turned_off_as_lightning_spells_it(tmp_path):
+    # The callbacks config adds a rich bar, which Lightning refuses next to
+    # enable_progress_bar=false: the user's intent wins, and the run trains.
+    cfg = compose_cfg(
+        [*TINY_OCR, "epochs=1", "test=false", "trainer.enable_progress_bar=false"], tmp_path
+    )
+    assert fit(cfg)["status"] == "completed"
+
+
+@pytest.mark.parametrize("task", ["ocr", "classification"])
+def test_a_history_row_holds_exactly_the_metrics_a_sweep_can_rank_by(tmp_path, task, image_folder):
+    from optsweep.module import MODULES
+
+    data = TINY_OCR if task == "ocr" else ["data=image_folder", f"data.root={image_folder}"]
+    data += [] if task == "ocr" else ["model=simple_cnn", "batch_size=8", "trainer=cpu"]
+    result = fit(compose_cfg([*data, "epochs=1", "test=false", "logger=none"], tmp_path))
+    assert set(result["history"][0]) - {"epoch"} == set(MODULES[task].epoch_metrics())

@@ -104,6 +104,23 @@ def test_the_cli_rewrites_it_for_another_metric(sweep):
     assert "final val/acc" in report
 
 
+def test_the_cli_refuses_a_metric_no_trial_logged_and_writes_nothing(sweep):
+    sweep_dir, _ = sweep
+    before = {p.name: p.stat().st_mtime_ns for p in sweep_dir.iterdir()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "optsweep.report", str(sweep_dir), "report.metric=val/acx"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: report.metric=val/acx: no trial in {sweep_dir} logged it; they logged "
+        "train/lr, train/mean_loss, val/acc, val/loss"
+    ]
+    assert {p.name: p.stat().st_mtime_ns for p in sweep_dir.iterdir()} == before
+
+
 def test_a_sweep_still_running_says_what_is_missing(tmp_path):
     # A 3-trial sweep killed in its second trial: one result, one running, one not started.
     sweep_dir = tmp_path / "sweep"

@@ -1,5 +1,10 @@
 """The one exception type for mistakes a user can fix."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hydra.errors import InstantiationException
+
 
 class UserError(Exception):
     """A bad override, missing data or a corrupt checkpoint.
@@ -7,6 +12,19 @@ class UserError(Exception):
     The entry points print it as one line on stderr and exit non-zero, with no traceback:
     the user needs to know what to change, not where in our code we noticed.
     """
+
+
+@contextmanager
+def user_errors_unwrapped() -> Iterator[None]:
+    """Hydra's instantiate wraps whatever a constructor raised; a UserError from inside (a
+    missing folder, an image height the network cannot take) is the user's to fix, so it
+    comes out as itself, to be printed as one line."""
+    try:
+        yield
+    except InstantiationException as err:
+        if isinstance(err.__cause__, UserError):
+            raise err.__cause__ from None
+        raise
 
 
 def last_line(exception: BaseException) -> str:

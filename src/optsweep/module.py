@@ -40,6 +40,13 @@ class TaskModule(pl.LightningModule):
         self.val_metrics, self.test_metrics = metrics.clone("val/"), metrics.clone("test/")
 
     # --- what a task family defines -------------------------------------------------------
+    METRICS: tuple[str, ...] = ()  # the keys of build_metrics(), logged as val/<key>
+
+    @classmethod
+    def epoch_metrics(cls) -> tuple[str, ...]:
+        """The metrics in every epoch's history row: what a sweep can be ranked by."""
+        return ("train/mean_loss", "train/lr", "val/loss", *(f"val/{m}" for m in cls.METRICS))
+
     def build_net(self, config: dict) -> nn.Module:
         raise NotImplementedError
 
@@ -119,6 +126,8 @@ class TaskModule(pl.LightningModule):
 class OCRModule(TaskModule):
     """CTC over the network's per-column class scores; word accuracy and CER on greedy decoding."""
 
+    METRICS = ("word_acc", "cer")
+
     def build_net(self, config: dict) -> nn.Module:
         self.charset = Charset(config["data"]["charset"])
         self.ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -146,6 +155,8 @@ class OCRModule(TaskModule):
 
 
 class ClassifierModule(TaskModule):
+    METRICS = ("acc",)
+
     def build_net(self, config: dict) -> nn.Module:
         return self._net_from_config(num_classes=len(config["data"]["classes"]))
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 
 from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.config_tree import show_config
-from optsweep.errors import UserError
+from optsweep.errors import UserError, user_errors_unwrapped
 from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
 from optsweep.lr_find import find_lr, report
 from optsweep.lr_scaling import register_resolver as register_lr_resolver
@@ -57,13 +57,8 @@ def _build_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:
     kwargs = {
         k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k != "task"
     }
-    try:
+    with user_errors_unwrapped():
         return instantiate(kwargs)
-    except InstantiationException as err:
-        # Hydra wraps whatever the constructor raised; a missing folder is the user's to fix.
-        if isinstance(err.__cause__, UserError):
-            raise err.__cause__ from None
-        raise
 
 
 def _format_metrics(row: dict | None, keys: tuple[str, ...] = ("val/", "test/")) -> str:
@@ -86,13 +81,15 @@ def prepare(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule
     config["data"].update(data_facts)
     if ckpt_path:
         check_compatible(ckpt_path, trained_config, config, data_facts)
-    # Only now, when nothing can refuse the run: a refused resume leaves its dir as it was.
+    with user_errors_unwrapped():  # the network refuses an input size it cannot take
+        module = MODULES[cfg.data.task](config)
+    # Only now, when nothing can refuse the run: a refused run leaves its dir as it was.
     show_config(config, output_dir)
     log.info(
         "effective lr %g (lr=%g, lr_scaling=%s, batch_size=%d, base_batch_size=%d)",
         *(cfg[k] for k in ("effective_lr", "lr", "lr_scaling", "batch_size", "base_batch_size")),
     )
-    return MODULES[cfg.data.task](config), datamodule, ckpt_path
+    return module, datamodule, ckpt_path
 
 
 def fit(cfg: DictConfig) -> dict:
@@ -112,6 +109,9 @@ def fit(cfg: DictConfig) -> dict:
     ]
     # The guards come after the writer, so the epoch that stops a trial is in its history.
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer, *guards]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        # Lightning refuses a progress bar callback with the bar off; the intent is clear.
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     # A crash, Ctrl-C or a guard's stop is recorded in result.json by ResultWriter.on_exception.

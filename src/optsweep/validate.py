@@ -6,6 +6,7 @@ from omegaconf import DictConfig
 
 from optsweep.errors import UserError
 from optsweep.lr_scaling import RULES, lr_scale
+from optsweep.module import MODULES
 
 MODES = ("train", "lr_find")
 
@@ -96,6 +97,17 @@ def _check_guards(cfg: DictConfig) -> None:
         raise UserError(f"stall.tolerance must be in [0, 1), got {tolerance!r}")
 
 
+def check_report_metric(cfg: DictConfig) -> None:
+    """The report ranks by a metric of the trials' history: a typo would rank nothing, after
+    the whole sweep has run."""
+    logged = MODULES[cfg.data.task].epoch_metrics()
+    if cfg.report.metric not in logged:
+        raise UserError(
+            f"report.metric must be a metric that {cfg.data.task} trials log: "
+            f"{', '.join(logged)}; got {cfg.report.metric!r}"
+        )
+
+
 def check_knobs(cfg: DictConfig) -> None:
     _one_of("mode", cfg.mode, MODES)
     if cfg.mode == "lr_find":
@@ -105,6 +117,7 @@ def check_knobs(cfg: DictConfig) -> None:
     _check_lr_knobs(cfg)
     _check_warmup(cfg)
     _check_guards(cfg)
+    check_report_metric(cfg)
     _non_negative_int("seed", cfg.seed)
     wd = cfg.weight_decay
     if not _is_number(wd) or not math.isfinite(wd) or wd < 0:

@@ -2,6 +2,8 @@
 
 import torch
 
+from optsweep.errors import UserError
+
 BLANK = 0
 
 
@@ -10,7 +12,10 @@ class Charset:
 
     def __init__(self, chars: str) -> None:
         if len(set(chars)) != len(chars):
-            raise ValueError(f"charset has repeated characters: {chars!r}")
+            repeated = "".join(sorted({c for c in chars if chars.count(c) > 1}))
+            raise UserError(
+                f"charset {chars!r} repeats {repeated!r}: list each character once in data.charset"
+            )
         self.chars = chars
         self._index = {c: i + 1 for i, c in enumerate(chars)}
 

@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from optsweep.errors import UserError
+
 
 def _conv_block(c_in: int, c_out: int, pool: tuple[int, int]) -> nn.Sequential:
     return nn.Sequential(
@@ -34,7 +36,10 @@ class CRNN(nn.Module):
         if len(channels) != len(self.POOLS):
             raise ValueError(f"CRNN takes {len(self.POOLS)} conv widths, got {list(channels)}")
         if height % 16:
-            raise ValueError(f"CRNN needs an image height divisible by 16, got {height}")
+            raise UserError(
+                f"the CRNN needs an image height divisible by 16 (it halves it four times), "
+                f"got data.height={height}: use e.g. data.height={max(16, height // 16 * 16)}"
+            )
         widths = [in_channels, *channels]
         self.features = nn.Sequential(
             *(

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+from optsweep.errors import UserError
 from optsweep.report.render import MEAN_LOSS, write_report
 
 
@@ -14,7 +15,11 @@ def main(argv: list[str]) -> int:
             "usage: python -m optsweep.report <sweep_dir> [report.metric=val/acc]", file=sys.stderr
         )
         return 2
-    report = write_report(Path(args[0]), metric)
+    try:
+        report = write_report(Path(args[0]), metric)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(report.read_text().split("## Leaderboard")[0].strip())
     print(f"\nreport: {report} and {report.with_suffix('.html')}")
     return 0

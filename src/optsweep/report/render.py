@@ -5,6 +5,7 @@ import csv
 import html
 from pathlib import Path
 
+from optsweep.errors import UserError
 from optsweep.report import plots
 from optsweep.report.trials import (
     NO_RESULT,
@@ -127,6 +128,12 @@ def verdict(groups: list[Group], metric: str, keys: list[str]) -> list[str]:
 def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Path:
     sweep_dir = Path(sweep_dir)
     trials = read_trials(sweep_dir)
+    logged = sorted({key for t in trials for row in t.history for key in row if key != "epoch"})
+    if logged and metric not in logged:
+        raise UserError(
+            f"report.metric={metric}: no trial in {sweep_dir} logged it; "
+            f"they logged {', '.join(logged)}"
+        )
     groups, others = leaderboard(trials, metric), unranked(trials, metric)
     keys = _varying(trials)
     write_csv(trials, sweep_dir / "results.csv")

@@ -34,6 +34,7 @@ CHILD_HYDRA_OVERRIDES = [
     "hydra/launcher=basic",
     "hydra/sweeper=basic",
     "~hydra.callbacks.sweep_summary",
+    "~hydra.callbacks.sweep_checks",
 ]
 # The parent's own Hydra overrides the children do not inherit: launcher and sweeper, and the
 # trial's dir, which they get as the parent resolved it (`${now:...}` or `${hydra.job.num}` in
