@@ -80,16 +80,29 @@ def _start(args: list[str], outputs: Path, tmpdir: Path, log) -> subprocess.Pope
     )
 
 
+def _last_saved(outputs: Path) -> float | None:
+    """When the newest last.ckpt was written: it moves on once per epoch."""
+    saved = [p.stat().st_mtime for p in outputs.glob("runs/*/*/checkpoints/last.ckpt")]
+    return max(saved, default=None)
+
+
 def _kill_at_a_moment(proc: subprocess.Popen, outputs: Path, tmpdir: Path, mid_write: bool):
-    """SIGKILL after a random delay, or as soon as a checkpoint write is seen. Returns whether
-    the kill came during a write, or None if the run ended first."""
-    deadline = time.monotonic() + (120 if mid_write else random.uniform(2, 15))
+    """SIGKILL as soon as a checkpoint write is seen, or at a random moment of the epoch after
+    the run has saved one more epoch (so every such kill comes after progress). Returns
+    whether the kill came during a write, or None if the run ended first."""
+    saved_before, moment = _last_saved(outputs), None
+    deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline:
-        runs = _run_dirs(outputs)
-        if mid_write and runs and _writing(runs[-1] / "checkpoints", tmpdir):
-            time.sleep(random.uniform(0, 0.05))  # somewhere in the write, not at its start
+        if mid_write:
+            runs = _run_dirs(outputs)
+            if runs and _writing(runs[-1] / "checkpoints", tmpdir):
+                time.sleep(random.uniform(0, 0.05))  # somewhere in the write
+                break
+        elif moment is None and _last_saved(outputs) != saved_before:
+            moment = time.monotonic() + random.uniform(0, 3)
+        elif moment is not None and time.monotonic() >= moment:
             break
-        time.sleep(0.002 if mid_write else 0.05)
+        time.sleep(0.002)
     if proc.poll() is not None:
         return None
     proc.send_signal(signal.SIGKILL)
@@ -153,7 +166,7 @@ def run_chaos(workdir: Path, kills: int, tmpdir: Path, seed: int = 0) -> Tally:
     random.seed(seed)
     images = write_image_folder(workdir / "images")
     outputs = workdir / "outputs"
-    # Enough epochs that the kills, each after some progress, do not finish the run.
+    # Enough epochs that the kills, half of them after an epoch of progress, leave some.
     epochs = kills + 4
     args = [*ARGS, f"epochs={epochs}", f"data.root={images}"]
     tally = Tally()
