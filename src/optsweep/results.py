@@ -24,8 +24,9 @@ Fields (README, "Where outputs go", lists them for users):
 """
 
 import json
-import os
 from pathlib import Path
+
+from optsweep.durable import replaced_atomically
 
 RESULT_FILE = "result.json"
 
@@ -55,31 +56,9 @@ def group_of(overrides: list[str]) -> str:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write beside the target, fsync, rename over it, fsync the dir: a crash or power loss
-    leaves the old file or the new one, never a truncated one, and no temp file that lasts
-    (the pid makes two writers' temp names differ)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(json.dumps(payload, indent=2, default=str) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (POSIX; Windows has no directory handles)."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Whole or not at all, even if the process is killed mid-write (durable.py)."""
+    with replaced_atomically(path) as f:
+        f.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def read_result(run_dir: Path) -> dict | None:

@@ -1,0 +1,51 @@
+"""Files that a kill, or a crash of the machine, leaves whole or not at all.
+
+The new content goes to a temp file beside the target (the same directory, so the rename is
+atomic: a temp file in $TMPDIR, often another file system, would be copied, not renamed), is
+fsynced, renamed over the target, and the directory is fsynced so the rename itself survives.
+result.json, metrics.csv and every checkpoint are written this way.
+"""
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+# `.<name>.<random>.tmp`: hidden, and never `*.ckpt` or `*.json`, so nothing reads it as data.
+TEMP_SUFFIX = ".tmp"
+
+
+@contextmanager
+def replaced_atomically(path: Path, binary: bool = False) -> Iterator[IO]:
+    """`with replaced_atomically(path) as f: f.write(...)`: `path` has the new content once
+    the block ends, the old one (or none) if it raises or the process dies."""
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    try:
+        with open(temp, "xb" if binary else "x", **({} if binary else {"newline": ""})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX; Windows has no directory handles)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_temp_files(directory: Path) -> None:
+    """Temp files a kill left mid-write in `directory` (their writer is gone)."""
+    for path in Path(directory).glob(f".*{TEMP_SUFFIX}"):
+        path.unlink(missing_ok=True)
