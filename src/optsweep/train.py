@@ -24,6 +24,7 @@ from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.config_tree import show_config
 from optsweep.errors import UserError
 from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
+from optsweep.loggers import ContinueLogs
 from optsweep.lr_find import find_lr, report
 from optsweep.lr_scaling import register_resolver as register_lr_resolver
 from optsweep.module import MODULES
@@ -45,10 +46,7 @@ log = logging.getLogger(__name__)
 register_resolvers()
 register_lr_resolver()
 
-# Misleading noise: CSVLogger says old logs "will be deleted" because Hydra already wrote
-# .hydra/ into the run dir (it appends to metrics.csv and deletes nothing), and Lightning
-# trips over a deprecation inside torch's pytree.
-warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+# Noise the user cannot act on: Lightning trips over a deprecation inside torch's pytree.
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 
 
@@ -110,7 +108,9 @@ def fit(cfg: DictConfig) -> dict:
         StallGuard(cfg.stall.patience, cfg.stall.tolerance),
     ]
     # The guards come after the writer, so the epoch that stops a trial is in its history.
+    # ContinueLogs keeps the loggers' history whole over resumes (see optsweep.loggers).
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer, *guards]
+    callbacks += [ContinueLogs()] if loggers else []
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     # A crash, Ctrl-C or a guard's stop is recorded in result.json by ResultWriter.on_exception.
