@@ -41,6 +41,12 @@ def compose_cfg(overrides: list[str], output_dir: Path):
     return cfg
 
 
+def metrics_rows(run_dir: Path) -> list[dict]:
+    """Every row of a run's metrics.csv, in file order, empty cells left out."""
+    with open(run_dir / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
 def logged_lrs(run_dir: Path) -> list[float]:
     """The LR of every optimizer step, as the step logged it (`train/lr` in metrics.csv)."""
     with open(run_dir / "metrics.csv") as f:

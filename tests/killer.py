@@ -1,10 +1,12 @@
-"""Callbacks the tests inject through the config, e.g.
+"""Callbacks (and a logger) the tests inject through the config, e.g.
 `+callbacks.killer._target_=killer.KillAtEpoch`: faults at known points, and a probe."""
 
 import os
 import signal
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import Logger
 
 
 def _chosen(pl_module: pl.LightningModule, lr: float | None) -> bool:
@@ -12,16 +14,57 @@ def _chosen(pl_module: pl.LightningModule, lr: float | None) -> bool:
 
 
 class KillAtEpoch(pl.Callback):
-    """SIGKILLs its own process at the start of `epoch`: a real crash at a known point. It
-    fires only in a fresh run, so the resumed run with the same overrides goes on; in a sweep,
-    only in the trial with learning rate `lr` (all of them when None)."""
+    """SIGKILLs its own process at the start of `epoch` (or, given `batch`, at the end of that
+    batch of `epoch`, before Lightning logs its row): a real crash at a known point. It fires
+    only in a fresh run, so the resumed run with the same overrides goes on; in a sweep, only
+    in the trial with learning rate `lr` (all of them when None)."""
 
-    def __init__(self, epoch: int, lr: float | None = None) -> None:
-        self.epoch, self.lr = epoch, lr
+    def __init__(self, epoch: int, lr: float | None = None, batch: int | None = None) -> None:
+        self.epoch, self.lr, self.batch = epoch, lr, batch
+
+    def _due(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
+        fresh = trainer.ckpt_path is None
+        return trainer.current_epoch == self.epoch and fresh and _chosen(pl_module, self.lr)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        fresh = trainer.ckpt_path is None
-        if trainer.current_epoch == self.epoch and fresh and _chosen(pl_module, self.lr):
+        if self.batch is None and self._due(trainer, pl_module):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if batch_idx == self.batch and self._due(trainer, pl_module):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillAfterCheckpoint(Logger):
+    """A logger that SIGKILLs its process as soon as last.ckpt holds `epoch`, in that epoch:
+    the checkpoint is on disk, and Lightning has not yet logged the epoch's train metrics (it
+    does so after ModelCheckpoint's save at the train epoch end). Loggers hear of every save,
+    callbacks do not. A run resumed from that checkpoint goes on: it trains later epochs."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+        self.current_epoch = None  # of the last row logged: Lightning adds `epoch` to each
+
+    @property
+    def name(self) -> str:
+        return "killer"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        self.current_epoch = metrics.get("epoch", self.current_epoch)
+
+    def after_save_checkpoint(self, checkpoint_callback) -> None:
+        last = checkpoint_callback.last_model_path
+        if self.current_epoch != self.epoch or not last:
+            return
+        if torch.load(last, map_location="cpu", weights_only=True)["epoch"] == self.epoch:
             os.kill(os.getpid(), signal.SIGKILL)
 
 

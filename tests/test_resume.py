@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import TINY_OCR, run_cli, write_image_folder
+from helpers import TINY_OCR, metrics_rows, run_cli, write_image_folder
+from optsweep.report.trials import Trial
 
 KILL_AT_EPOCH_2 = ["+callbacks.killer._target_=killer.KillAtEpoch", "+callbacks.killer.epoch=2"]
 
@@ -77,6 +78,12 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path, task):
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
     reference = json.loads((only_run(straight / "outputs") / "result.json").read_text())
     assert resumed["history"] == reference["history"]
+
+    # metrics.csv: the rows from before the kill are kept, none is there twice.
+    assert metrics_rows(run_dir) == metrics_rows(only_run(straight / "outputs"))
+    # ...so the sweep report's LR-schedule chart of a resumed trial is whole.
+    lrs = Trial("killed", run_dir).steps_lr()
+    assert lrs == Trial("straight", only_run(straight / "outputs")).steps_lr() and lrs
 
 
 def test_resume_from_an_explicit_checkpoint_continues_its_epochs(tmp_path):

@@ -1,11 +1,13 @@
 """Tracking: logger=tensorboard and logger=mlflow (open what each wrote and find the run's
-metrics there; both keep metrics.csv too, which the sweep report reads), and the config tree
-a run prints and keeps."""
+metrics there; both keep metrics.csv too, which the sweep report reads), the whole history
+in each after kills and resumes, and the config tree a run prints and keeps."""
+
+from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import TINY_OCR, compose_cfg, run_cli
+from helpers import TINY_OCR, compose_cfg, metrics_rows, run_cli
 from optsweep.train import fit
 
 EPOCHS = 2
@@ -50,3 +52,53 @@ def test_a_run_prints_its_config_tree_and_keeps_it(tmp_path, capsys):
     saved = (tmp_path / "config_tree.txt").read_text()
     for text in ("├── knobs", "├── optimizer", "_target_: torch.optim.SGD", "effective_lr: 0.001"):
         assert text in printed and text in saved, text
+
+
+def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
+
+
+def mlflow_histories(outputs: Path) -> dict[str, list[tuple[int, float]]]:
+    """Each metric's (step, value) pairs in the one MLflow run of the store under outputs."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("runs").experiment_id])
+    assert run.info.status == "FINISHED"
+    return {
+        key: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+        for key in run.data.metrics
+    }
+
+
+@pytest.mark.slow
+def test_tensorboard_and_mlflow_keep_the_whole_history_over_kills_and_resumes(tmp_path):
+    args = [*TINY_OCR, "logger=[tensorboard,mlflow]", "epochs=4"]
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    run_cli(args, straight)
+
+    # Killed mid-epoch 1, past the epoch-0 checkpoint: rows the resumed run logs again.
+    # Then killed right after the epoch-2 checkpoint is on disk, before Lightning logs that
+    # epoch's train/mean_loss: a row the resumed run does not log again.
+    args += ["+callbacks.killer._target_=killer.KillAtEpoch", "+callbacks.killer.epoch=1"]
+    args += ["+callbacks.killer.batch=1"]
+    args += ["+logger.killer._target_=killer.KillAfterCheckpoint", "+logger.killer.epoch=2"]
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    for ckpt_path in ([], ["ckpt_path=last"]):
+        proc = run_cli(args + ckpt_path, killed, check=False)
+        assert proc.returncode == -9, proc.stderr[-2000:]
+    run_cli(args + ["ckpt_path=last"], killed)
+
+    (expected,) = (straight / "outputs" / "runs").glob("*/*")
+    (resumed,) = (killed / "outputs" / "runs").glob("*/*")
+    assert metrics_rows(resumed) == metrics_rows(expected)
+    assert any("test/loss" in row for row in metrics_rows(resumed))
+    # One TensorBoard run and one MLflow run, every value at its step once, as uninterrupted.
+    assert tensorboard_scalars(resumed) == tensorboard_scalars(expected)
+    assert mlflow_histories(killed / "outputs") == mlflow_histories(straight / "outputs")

@@ -23,6 +23,7 @@ from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.config_tree import show_config
 from optsweep.errors import UserError, user_errors_unwrapped
 from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
+from optsweep.loggers import ContinueLogs
 from optsweep.lr_find import find_lr, report
 from optsweep.lr_scaling import register_resolver as register_lr_resolver
 from optsweep.module import MODULES
@@ -46,10 +47,7 @@ log = logging.getLogger(__name__)
 register_resolvers()
 register_lr_resolver()
 
-# Misleading noise: CSVLogger says old logs "will be deleted" because Hydra already wrote
-# .hydra/ into the run dir (it appends to metrics.csv and deletes nothing), and Lightning
-# trips over a deprecation inside torch's pytree.
-warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+# Noise the user cannot act on: Lightning trips over a deprecation inside torch's pytree.
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 
 
@@ -108,7 +106,9 @@ def fit(cfg: DictConfig) -> dict:
         StallGuard(cfg.stall.patience, cfg.stall.tolerance),
     ]
     # The guards come after the writer, so the epoch that stops a trial is in its history.
+    # ContinueLogs keeps the loggers' history whole over resumes (see optsweep.loggers).
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer, *guards]
+    callbacks += [ContinueLogs()] if loggers else []
     if not cfg.trainer.get("enable_progress_bar", True):
         # Lightning refuses a progress bar callback with the bar off; the intent is clear.
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
