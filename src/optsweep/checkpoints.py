@@ -1,6 +1,9 @@
 """Checking a checkpoint before resuming from it, so a wrong file is one clear line instead of
-a traceback from deep inside Lightning."""
+a traceback from deep inside Lightning; and choosing the checkpoint a run continues from."""
 
+import logging
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -10,14 +13,24 @@ from optsweep.run_dirs import LAST_CHECKPOINT
 
 REQUIRED_KEYS = {"state_dict", "optimizer_states", "lr_schedulers", "loops", "hyper_parameters"}
 
+log = logging.getLogger(__name__)
+
 
 def load_checkpoint(path: Path) -> dict:
-    """The checkpoint dict, loaded the safe way (weights_only), as every one of ours allows."""
+    """The checkpoint dict, loaded the safe way, as every one of ours allows. weights_only=True
+    is passed explicitly: torch lets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turn weights-only off
+    only for a call that leaves it unset (torch/serialization.py, load)."""
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # torch raises many types for a truncated or foreign file
+        refused = re.search(r"WeightsUnpickler error: (.+?)(\.\s|$)", str(err), re.MULTILINE)
+        if isinstance(err, pickle.UnpicklingError) and refused:
+            raise UserError(
+                f"checkpoint {path} holds pickled objects other than tensors and plain "
+                f"containers ({refused[1]}): loading it could run code, so optsweep does not"
+            ) from None
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"checkpoint {path} cannot be read (truncated, or not a PyTorch checkpoint: {reason})"
@@ -29,21 +42,46 @@ def load_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
+def newest_readable(checkpoint_dir: Path) -> tuple[Path, dict]:
+    """The checkpoint a run continues from, loaded: its last.ckpt, or when that cannot be read
+    (cut short by a kill before writes were atomic, a damaged disk) the newest other checkpoint
+    of the run that can, after saying so in one log line. A UserError when none can."""
+    last = checkpoint_dir / LAST_CHECKPOINT.name
+    newest_first = sorted(
+        checkpoint_dir.glob("*.ckpt"), key=lambda p: (p != last, -p.stat().st_mtime)
+    )
+    unreadable = [] if last.is_file() else [f"{last} is missing"]
+    for path in newest_first:
+        try:
+            checkpoint = load_checkpoint(path)
+        except UserError as err:
+            unreadable.append(str(err))
+            continue
+        if unreadable:
+            log.warning(
+                "%s; resuming from %s, the newest one that can be read", unreadable[0], path
+            )
+        return path, checkpoint
+    raise UserError(f"no checkpoint in {checkpoint_dir} can be read: {unreadable[-1]}")
+
+
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> tuple[str | None, dict]:
     """The file to resume from (None for a fresh run) and the config it was trained with,
     checked to be a readable training checkpoint before any data is touched."""
     if ckpt_path is None:
         return None, {}
     if ckpt_path == "last":
-        path = output_dir / LAST_CHECKPOINT
-        if not path.is_file():
+        checkpoint_dir = output_dir / LAST_CHECKPOINT.parent
+        if not any(checkpoint_dir.glob("*.ckpt")):
             raise UserError(
-                f"ckpt_path=last: no earlier run with these overrides has {LAST_CHECKPOINT} "
+                f"ckpt_path=last: no earlier run with these overrides has a checkpoint "
                 f"under {output_dir.parent}; run without ckpt_path to start one"
             )
+        path, checkpoint = newest_readable(checkpoint_dir)
     else:
         path = Path(str(ckpt_path))
-    return str(path), load_checkpoint(path)["hyper_parameters"].get("config", {})
+        checkpoint = load_checkpoint(path)
+    return str(path), checkpoint["hyper_parameters"].get("config", {})
 
 
 def _target(config: dict, *keys: str):

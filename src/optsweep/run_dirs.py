@@ -31,8 +31,14 @@ def trial_name(override_dirname: str) -> str:
 
 
 def newest_run_with_checkpoint(runs_of_command: Path) -> Path | None:
-    candidates = [p for p in runs_of_command.glob("*") if (p / LAST_CHECKPOINT).is_file()]
-    return max(candidates, key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, default=None)
+    """Any checkpoint counts, not only last.ckpt: a kill can come between a run's first best
+    checkpoint and its first last.ckpt, and the run then continues from the best one."""
+    newest = {
+        run: max(p.stat().st_mtime for p in checkpoints)
+        for run in runs_of_command.glob("*")
+        if (checkpoints := list((run / LAST_CHECKPOINT.parent).glob("*.ckpt")))
+    }
+    return max(newest, key=newest.get, default=None)
 
 
 def run_dir(base: str, override_dirname: str, stamp: str, ckpt_path: str | None) -> str:

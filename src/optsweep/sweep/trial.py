@@ -3,8 +3,9 @@ keeps one bad trial from ending it, whichever launcher runs the trials.
 
 Re-running the same multirun command with the same sweep dir lands every trial in the same
 dir (named by its overrides). There a trial that already finished (completed, diverged,
-stalled) is skipped, one with a last.ckpt continues from it, and the rest start fresh. A
-trial that raises is recorded as `failed` and the sweep goes on; Ctrl-C still ends it.
+stalled) is skipped, one with a checkpoint continues from its newest readable one (normally
+last.ckpt), and the rest start fresh. A trial that raises is recorded as `failed` and the
+sweep goes on; Ctrl-C still ends it.
 """
 
 import logging
@@ -15,7 +16,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from optsweep.checkpoints import load_checkpoint
+from optsweep.checkpoints import newest_readable
 from optsweep.errors import UserError, last_line
 from optsweep.results import FINISHED, mark_failed, status_of
 from optsweep.run_dirs import LAST_CHECKPOINT
@@ -32,28 +33,28 @@ def finished(trial_dir: Path) -> bool:
     return status in FINISHED
 
 
-def _resumable(last: Path) -> bool:
-    """A last.ckpt that cannot be read (killed while it was written) is set aside, not fatal:
-    the trial starts again rather than failing on every re-run."""
-    if not last.is_file():
-        return False
+def _resume_from(checkpoint_dir: Path) -> Path | None:
+    """The trial's newest readable checkpoint (checkpoints.newest_readable). When none can be
+    read (killed while written, before writes were atomic), the trial starts again rather than
+    failing on every re-run, and the unreadable files go, so nothing a kill leaves piles up."""
+    if not any(checkpoint_dir.glob("*.ckpt")):
+        return None
     try:
-        load_checkpoint(last)
+        return newest_readable(checkpoint_dir)[0]
     except UserError as err:
-        last.rename(last.with_suffix(".ckpt.unreadable"))
-        log.warning("%s; set aside as %s, the trial starts again", err, last.name + ".unreadable")
-        return False
-    return True
+        for path in checkpoint_dir.glob("*.ckpt"):
+            path.unlink()
+        log.warning("%s; deleted them, the trial starts again", err)
+        return None
 
 
 def run_trial(cfg: DictConfig, run: Callable[[DictConfig], float | None]) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
     if cfg.mode == "train" and finished(output_dir):
         return None
-    last = output_dir / LAST_CHECKPOINT
-    if cfg.ckpt_path is None and _resumable(last):
-        log.info("trial %s: continuing from %s", output_dir.name, last)
-        cfg.ckpt_path = str(last)
+    if cfg.ckpt_path is None and (resume := _resume_from(output_dir / LAST_CHECKPOINT.parent)):
+        log.info("trial %s: continuing from %s", output_dir.name, resume)
+        cfg.ckpt_path = str(resume)
     try:
         return run(cfg)
     except Exception as err:  # any error: the trial failed, the sweep goes on
