@@ -2,6 +2,7 @@
 tmp_path, and a runner for the real `python train.py` command line."""
 
 import csv
+import json
 import os
 import pickle
 import subprocess
@@ -48,25 +49,39 @@ def logged_lrs(run_dir: Path) -> list[float]:
     return [float(r["train/lr"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
 
 
-def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """`python train.py ...` in a fresh process, outputs under cwd/outputs."""
+def _cli(args: list[str], cwd: Path) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `python train.py ...`, outputs under cwd/outputs."""
     # Prepended, not replaced: a checkout on PYTHONPATH (a worktree) keeps its own sources.
     pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": pythonpath, "COLUMNS": "200"}
-    proc = subprocess.run(
-        # Flags (-m, --cfg) go first in args: argparse takes overrides only after them.
-        [sys.executable, str(ROOT / "train.py"), *args, f"paths.log_dir={cwd}/outputs"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # Flags (-m, --cfg) go first in args: argparse takes overrides only after them.
+    return [sys.executable, str(ROOT / "train.py"), *args, f"paths.log_dir={cwd}/outputs"], env
+
+
+def results(sweep: Path) -> dict[str, dict]:
+    """Each trial dir's result.json, by trial name."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+
+
+def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """`python train.py ...` in a fresh process, outputs under cwd/outputs."""
+    command, env = _cli(args, cwd)
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def start_cli(args: list[str], cwd: Path, output: Path, **popen) -> subprocess.Popen:
+    """`python train.py ...` started in the background, its stdout and stderr into `output` (a
+    file, not a pipe: a pipe nobody reads would stall a chatty run)."""
+    command, env = _cli(args, cwd)
+    with open(output, "w") as out:
+        return subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, **popen
+        )
 
 
 def write_cifar_folder(root: Path, per_batch: int = 20, seed: int = 0) -> Path:

@@ -4,7 +4,8 @@ keeps one bad trial from ending it, whichever launcher runs the trials.
 Re-running the same multirun command with the same sweep dir lands every trial in the same
 dir (named by its overrides). There a trial that already finished (completed, diverged,
 stalled) is skipped, one with a last.ckpt continues from it, and the rest start fresh. A
-trial that raises is recorded as `failed` and the sweep goes on; Ctrl-C still ends it.
+trial that raises is recorded as `failed` and the sweep goes on; Ctrl-C still ends it. A trial
+that another process is training (another sweep of the same grid) is skipped (run_lock.py).
 """
 
 import logging
@@ -15,6 +16,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from optsweep import run_lock
 from optsweep.callbacks import (
     RESULT_FILE,
     ResultWriter,
@@ -56,6 +58,17 @@ def _resumable(last: Path) -> bool:
 
 def run_trial(cfg: DictConfig, run: Callable[[DictConfig], float | None]) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
+    try:
+        with run_lock.hold(output_dir):
+            return _run_alone(cfg, run, output_dir)
+    except run_lock.Busy as err:
+        # Its result.json is the other process's: left as it is, not marked failed.
+        print(f"trial {output_dir.name}: being trained by {err.holder}, skipped")
+        return None
+
+
+def _run_alone(cfg: DictConfig, run: Callable, output_dir: Path) -> float | None:
+    """The trial, with no other process in its dir."""
     if cfg.mode == "train" and finished(output_dir):
         return None
     last = output_dir / LAST_CHECKPOINT
