@@ -2,6 +2,7 @@
 tmp_path, and a runner for the real `python train.py` command line."""
 
 import csv
+import json
 import os
 import pickle
 import subprocess
@@ -61,22 +62,36 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": pythonpath, "COLUMNS": "200"}
 
 
+def _cli(args: list[str], cwd: Path) -> list[str]:
+    """The command line of `python train.py ...`, outputs under cwd/outputs."""
+    # Flags (-m, --cfg) go first in args: argparse takes overrides only after them.
+    return [sys.executable, str(ROOT / "train.py"), *args, f"paths.log_dir={cwd}/outputs"]
+
+
+def results(sweep: Path) -> dict[str, dict]:
+    """Each trial dir's result.json, by trial name."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+
+
 def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """`python train.py ...` in a fresh process, outputs under cwd/outputs."""
     proc = subprocess.run(
-        # Flags (-m, --cfg) go first in args: argparse takes overrides only after them.
-        [sys.executable, str(ROOT / "train.py"), *args, f"paths.log_dir={cwd}/outputs"],
-        cwd=cwd,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+        _cli(args, cwd), cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600
     )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def start_cli(args: list[str], cwd: Path, output: Path, **popen) -> subprocess.Popen:
+    """`python train.py ...` started in the background, its stdout and stderr into `output` (a
+    file, not a pipe: a pipe nobody reads would stall a chatty run)."""
+    with open(output, "w") as out:
+        return subprocess.Popen(
+            _cli(args, cwd), cwd=cwd, env=cli_env(), stdout=out, stderr=subprocess.STDOUT, **popen
+        )
 
 
 def write_cifar_folder(root: Path, per_batch: int = 20, seed: int = 0) -> Path:

@@ -132,3 +132,16 @@ class OptimizerStateProbe(pl.Callback):
         OptimizerStateProbe.seen.append(
             {i: {k: v.clone() for k, v in s.items()} for i, s in state.items()}
         )
+
+
+class PauseAtEpoch(pl.Callback):
+    """Waits at the start of `epoch` until the file `until` exists: a run that is surely still
+    training while the test does something beside it. Like KillAtEpoch, only in a fresh run."""
+
+    def __init__(self, epoch: int, until: str) -> None:
+        self.epoch, self.until = epoch, Path(until)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch and trainer.ckpt_path is None:
+            while not self.until.exists():
+                time.sleep(0.05)

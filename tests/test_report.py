@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import pytest
+from omegaconf import OmegaConf
 
 from helpers import ROOT, TINY_OCR, run_cli, write_image_folder
+from optsweep.report.trials import expected_trials
 
 CHARTS = ("train_mean_loss.png", "val_metric.png", "lr_sensitivity.png", "lr_schedule.png")
 
@@ -141,3 +143,13 @@ def test_a_sweep_still_running_says_what_is_missing(tmp_path):
     )
     assert "Incomplete: 2 of the 3 trials the sweep asks for have started." in proc.stdout
     assert "1 trial(s) have no final result yet" in proc.stdout
+
+
+def test_the_trial_count_takes_a_grid_value_from_the_command_line_over_the_params(tmp_path):
+    # `-m sweep=default lr=1e-3`: the sweep's params grid optimizer x lr, with lr pinned to one
+    # value on the command line, is 5 trials (multirun.yaml as the sweeper saved it).
+    params = {"optimizer": "sgd,adam,adamw,adamp,madgrad", "lr": "1e-3,1e-2"}
+    task = ["sweep=default", "lr=1e-3"]
+    hydra = {"sweeper": {"params": params}, "overrides": {"task": task}}
+    OmegaConf.save({"hydra": hydra}, tmp_path / "multirun.yaml")
+    assert expected_trials(tmp_path) == 5

@@ -3,23 +3,15 @@ a re-run finishes without re-training what was done, and bad trials that do not 
 Real subprocesses, real SIGKILLs; the GPUs are ids only (no GPU here), which is what the
 launcher hands out."""
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from itertools import combinations
-from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, TINY_OCR, cli_env, run_cli, write_image_folder
+from helpers import TINY_OCR, results, run_cli, start_cli, write_image_folder
 from optsweep.sweep.launcher import slots
-
-
-def results(sweep: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
 
 
 def summary(stdout: str) -> list[str]:
@@ -137,16 +129,9 @@ def test_a_preempted_submitit_job_is_requeued_and_continues_from_last_ckpt(tmp_p
     # hydra/launcher=slurm's code path with submitit's local executor: SIGUSR2 is what
     # submitit's job gets on preemption; it requeues the job, which re-runs the same trial.
     sweep = tmp_path / "sweep"
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=submitit_local"]
-        + [*TINY_OCR, "epochs=30", "test=false", f"hydra.sweep.dir={sweep}"]
-        + [f"paths.log_dir={tmp_path}/outputs"],
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    output = tmp_path / "out.txt"
+    command = ["-m", "hydra/launcher=submitit_local", *TINY_OCR, "epochs=30", "test=false"]
+    proc = start_cli([*command, f"hydra.sweep.dir={sweep}"], tmp_path, output)
     deadline, signalled = time.monotonic() + 300, False
     while time.monotonic() < deadline and not signalled:
         running = next(iter(results(sweep).values()), {})
@@ -155,8 +140,7 @@ def test_a_preempted_submitit_job_is_requeued_and_continues_from_last_ckpt(tmp_p
             signalled = True
         time.sleep(0.1)
     assert signalled, "the trial never reached epoch 2"
-    output, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, output[-3000:]
+    assert proc.wait(timeout=600) == 0, output.read_text()[-3000:]
     (result,) = results(sweep).values()
     assert result["status"] == "completed" and result["epochs_completed"] == 30
     # It went on from its newest last.ckpt (result.json is written just before last.ckpt,
@@ -201,3 +185,25 @@ def test_local_trials_land_where_the_launcher_expects_them(tmp_path):
 )
 def test_slots_spread_trials_over_gpus(gpus, per_gpu, n_jobs, expected):
     assert slots(gpus, per_gpu, n_jobs) == expected
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("hydra.launcher.trials_per_gpu=0", "hydra.launcher.trials_per_gpu must be a positive"),
+        ("hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs must be a positive integer"),
+    ],
+)
+def test_a_launcher_count_below_one_is_one_line_and_writes_nothing(tmp_path, override, message):
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        ["-m", "hydra/launcher=local", override, "lr=1e-3,2e-3", *TINY_OCR, "epochs=1"]
+        + [f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+        check=False,
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+    assert "Traceback" not in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # no sweep dir, no outputs

@@ -1,7 +1,9 @@
-"""The one exception type for mistakes a user can fix."""
+"""The one exception type for mistakes a user can fix, and how it ends a command."""
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from hydra.errors import InstantiationException
 
@@ -30,3 +32,10 @@ def user_errors_unwrapped() -> Iterator[None]:
 def last_line(exception: BaseException) -> str:
     """The line of an error that says what went wrong (Python puts it last)."""
     return (str(exception).strip().splitlines() or [repr(exception)])[-1]
+
+
+def exit_with(err: UserError) -> NoReturn:
+    """End the command with the error's one line and exit status 2. Also for code Hydra calls
+    outside the task function (a sweeper, a launcher), where Hydra would print a traceback."""
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)

@@ -7,7 +7,6 @@ python train.py ckpt_path=last            # continue the last run of this comman
 
 import logging
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -19,9 +18,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 
+from optsweep import run_lock
 from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.config_tree import show_config
-from optsweep.errors import UserError, user_errors_unwrapped
+from optsweep.durable import remove_temp_files
+from optsweep.errors import UserError, exit_with, user_errors_unwrapped
 from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
 from optsweep.loggers import ContinueLogs
 from optsweep.lr_find import find_lr, report
@@ -93,6 +94,7 @@ def prepare(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule
 def fit(cfg: DictConfig) -> dict:
     module, datamodule, ckpt_path = prepare(cfg)
     output_dir = Path(cfg.paths.output_dir)
+    remove_temp_files(output_dir)  # of result.json or metrics.csv, left by a kill mid-write
     hydra_cfg = HydraConfig.get()
     writer = ResultWriter(
         output_dir=str(output_dir),
@@ -154,12 +156,16 @@ def run(cfg: DictConfig) -> float | None:
 def main(cfg: DictConfig) -> float | None:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return run_trial(cfg, run)
+    output_dir = Path(cfg.paths.output_dir)
     try:
-        return run(cfg)
+        # `ckpt_path=last` continues a run in place: not while another process trains it.
+        with run_lock.hold(output_dir):
+            return run(cfg)
+    except run_lock.Busy as err:
+        exit_with(err)  # the dir is the other process's: leave it as it is
     except UserError as err:
-        _discard_if_untouched(Path(cfg.paths.output_dir))
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _discard_if_untouched(output_dir)
+        exit_with(err)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def _positive_number(name: str, value) -> None:
         raise UserError(f"{name} must be a positive number, got {name}={value!r}")
 
 
-def _positive_int(name: str, value) -> None:
+def positive_int(name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise UserError(f"{name} must be a positive integer, got {name}={value!r}")
 
@@ -38,7 +38,7 @@ def _one_of(name: str, value, choices) -> None:
 def _check_lr_knobs(cfg: DictConfig) -> None:
     _positive_number("lr", cfg.lr)
     _one_of("lr_scaling", cfg.lr_scaling, tuple(RULES))
-    _positive_int("base_batch_size", cfg.base_batch_size)
+    positive_int("base_batch_size", cfg.base_batch_size)
     scale = lr_scale(cfg.lr_scaling, cfg.batch_size, cfg.base_batch_size)
     derived = {"effective_lr": (cfg.effective_lr, cfg.lr * scale)}
     if "lr_scale" in cfg.optimizer:  # optimizer=adam_to_sgd
@@ -82,7 +82,7 @@ def _check_lr_find(settings: DictConfig) -> None:
         raise UserError(
             f"lr_find.min_lr ({settings.min_lr}) must be below lr_find.max_lr ({settings.max_lr})"
         )
-    _positive_int("lr_find.steps", settings.steps)
+    positive_int("lr_find.steps", settings.steps)
     if settings.early_stop_threshold is not None:
         _positive_number("lr_find.early_stop_threshold", settings.early_stop_threshold)
 
@@ -91,7 +91,7 @@ def _check_guards(cfg: DictConfig) -> None:
     if cfg.divergence.factor is not None:
         _positive_number("divergence.factor", cfg.divergence.factor)
     if cfg.stall.patience is not None:
-        _positive_int("stall.patience", cfg.stall.patience)
+        positive_int("stall.patience", cfg.stall.patience)
     tolerance = cfg.stall.tolerance
     if not _is_number(tolerance) or not 0 <= tolerance < 1:
         raise UserError(f"stall.tolerance must be in [0, 1), got {tolerance!r}")
@@ -112,8 +112,8 @@ def check_knobs(cfg: DictConfig) -> None:
     _one_of("mode", cfg.mode, MODES)
     if cfg.mode == "lr_find":
         _check_lr_find(cfg.lr_find)
-    _positive_int("batch_size", cfg.batch_size)
-    _positive_int("epochs", cfg.epochs)
+    positive_int("batch_size", cfg.batch_size)
+    positive_int("epochs", cfg.epochs)
     _check_lr_knobs(cfg)
     _check_warmup(cfg)
     _check_guards(cfg)

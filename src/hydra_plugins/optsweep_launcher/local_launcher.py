@@ -7,6 +7,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.launcher import Launcher
 
+from optsweep.errors import UserError, exit_with
 from optsweep.sweep import launcher
 
 
@@ -30,6 +31,10 @@ class LocalLauncher(Launcher):
         self.n_jobs, self.gpus, self.trials_per_gpu = n_jobs, gpus, trials_per_gpu
 
     def setup(self, *, hydra_context, task_function, config) -> None:
+        try:  # here, before the sweeper writes the sweep dir
+            launcher.check_places(self.trials_per_gpu, self.n_jobs)
+        except UserError as err:
+            exit_with(err)
         self.hydra_context, self.config = hydra_context, config
 
     def launch(self, job_overrides, initial_job_idx: int):

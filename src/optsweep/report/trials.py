@@ -73,17 +73,16 @@ def expected_trials(sweep_dir: Path) -> int | None:
     path = sweep_dir / "multirun.yaml"
     if not path.is_file():
         return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     config = OmegaConf.load(path)
-    overrides = OmegaConf.to_container(config.hydra.overrides.task)
     params = config.hydra.sweeper.get("params") or {}
-    overrides += [f"{k}={v}" for k, v in params.items()]
-    count = 1
-    for override in OverridesParser.create().parse_overrides(overrides):
-        if override.is_sweep_override():
-            count *= len(list(override.sweep_string_iterator()))
-    return count
+    # As the sweeper expands them: the command line's value of a key replaces the params'.
+    overrides = [f"{k}={v}" for k, v in params.items()]
+    overrides += OmegaConf.to_container(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return len(BasicSweeper.split_arguments(parsed, None)[0])
 
 
 @dataclass

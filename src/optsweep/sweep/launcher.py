@@ -20,21 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from optsweep.results import FAILED, RUNNING, mark_failed, status_of
 from optsweep.sweep.trial import finished
+from optsweep.sweep.trial_dirs import trial_subdirs
+from optsweep.validate import positive_int
 
 log = logging.getLogger(__name__)
 
-# A child runs its one trial with the basic launcher and sweeper; the parent prints the summary.
+# A child runs its one trial with the basic launcher and the trial sweeper (which saves no
+# multirun.yaml over the sweep's); the parent prints the summary.
 CHILD_HYDRA_OVERRIDES = [
     "hydra/launcher=basic",
-    "hydra/sweeper=basic",
+    "hydra/sweeper=trial",
     "~hydra.callbacks.sweep_summary",
-    "~hydra.callbacks.sweep_checks",
 ]
 # The parent's own Hydra overrides the children do not inherit: launcher and sweeper, and the
 # trial's dir, which they get as the parent resolved it (`${now:...}` or `${hydra.job.num}` in
@@ -134,6 +135,17 @@ def _ended(trial: Trial, returncode: int) -> str:
     return status or f"exit {returncode}"
 
 
+def _stop(running: dict[subprocess.Popen, tuple]) -> None:
+    """SIGINT to each running trial, once: it records `interrupted` and exits."""
+    for proc in running:
+        proc.send_signal(signal.SIGINT)
+    for proc in running:
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def run_trials(trials: list[Trial], places: list[str | None], hydra_args: list[str]) -> None:
     """Start trials as places free up; return when all have ended."""
     threads = max(1, _cpus() // len(places))
@@ -158,14 +170,17 @@ def run_trials(trials: list[Trial], places: list[str | None], hydra_args: list[s
                     time.monotonic() - started,
                     trial.dir.name,
                 )
-    finally:
-        for proc in running:  # Ctrl-C or an error here: the children stop and record it
-            proc.send_signal(signal.SIGINT)
-        for proc in running:
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    except KeyboardInterrupt:  # Ctrl-C: it reaches this process only (see _start)
+        _stop(running)
+        print(
+            f"\ninterrupted: {len(running)} running trial{'s' * (len(running) != 1)} stopped; "
+            "run the same command again to continue them",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    except BaseException:  # an error here: the children stop and record it
+        _stop(running)
+        raise
 
 
 def _gpu_list(gpus) -> list[str]:
@@ -174,6 +189,13 @@ def _gpu_list(gpus) -> list[str]:
     if isinstance(gpus, str | int):  # hydra.launcher.gpus=0,1 typed without brackets
         gpus = str(gpus).split(",")
     return [str(g).strip() for g in gpus if str(g).strip()]
+
+
+def check_places(trials_per_gpu, n_jobs) -> None:
+    """hydra.launcher's counts, checked before the sweep writes anything."""
+    positive_int("hydra.launcher.trials_per_gpu", trials_per_gpu)
+    if n_jobs is not None:  # null: one trial per GPU slot
+        positive_int("hydra.launcher.n_jobs", n_jobs)
 
 
 def launch(
@@ -185,23 +207,17 @@ def launch(
     trials_per_gpu: int,
     n_jobs: int | None,
 ) -> list[JobReturn]:
-    if trials_per_gpu < 1 or (n_jobs is not None and n_jobs < 1):
-        raise ValueError(
-            f"hydra.launcher: trials_per_gpu and n_jobs must be >= 1 (n_jobs may be null), "
-            f"got trials_per_gpu={trials_per_gpu}, n_jobs={n_jobs}"
-        )
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     sweep_dir = Path(config.hydra.sweep.dir).resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    trials = []
-    for index, overrides in enumerate(job_overrides, start=initial_job_idx):
-        trial_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
-        with open_dict(trial_config):
-            trial_config.hydra.job.num = index
-        HydraConfig.instance().set_config(trial_config)  # so the trial's subdir resolves
-        subdir = str(trial_config.hydra.sweep.subdir)
-        trials.append(Trial(index, list(filter_overrides(overrides)), sweep_dir, subdir))
+    subdirs = trial_subdirs(config, hydra_context, job_overrides, initial_job_idx)
+    trials = [
+        Trial(index, list(filter_overrides(overrides)), sweep_dir, subdir)
+        for index, (overrides, subdir) in enumerate(
+            zip(job_overrides, subdirs, strict=True), start=initial_job_idx
+        )
+    ]
     places = slots(_gpu_list(gpus), trials_per_gpu, n_jobs)
     # A finished trial would only start a process to say so (sweep/trial.py): skip it here.
     todo = [trial for trial in trials if not finished(trial.dir)]
@@ -210,8 +226,6 @@ def launch(
     inherited = [o for o in typed if not o.lstrip("+~").startswith(NOT_INHERITED)]
     hydra_args = [*inherited, f"hydra.sweep.dir={_quoted(str(sweep_dir))}", *CHILD_HYDRA_OVERRIDES]
     run_trials(todo, places, hydra_args)
-    # Each child saved its own one-trial multirun.yaml here: put the sweep's back.
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")
     return [
         # A trial's own outcome (failed, diverged, ...) is in its result.json; a failed
         # JobReturn would make Hydra end the sweep.

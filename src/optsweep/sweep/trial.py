@@ -5,7 +5,8 @@ Re-running the same multirun command with the same sweep dir lands every trial i
 dir (named by its overrides). There a trial that already finished (completed, diverged,
 stalled) is skipped, one with a checkpoint continues from its newest readable one (normally
 last.ckpt), and the rest start fresh. A trial that raises is recorded as `failed` and the
-sweep goes on; Ctrl-C still ends it.
+sweep goes on; Ctrl-C still ends it. A trial that another process is training (another sweep
+of the same grid) is skipped (run_lock.py).
 """
 
 import logging
@@ -16,6 +17,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from optsweep import run_lock
 from optsweep.checkpoints import newest_readable
 from optsweep.errors import UserError, last_line
 from optsweep.results import FINISHED, mark_failed, status_of
@@ -50,6 +52,17 @@ def _resume_from(checkpoint_dir: Path) -> Path | None:
 
 def run_trial(cfg: DictConfig, run: Callable[[DictConfig], float | None]) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
+    try:
+        with run_lock.hold(output_dir):
+            return _run_alone(cfg, run, output_dir)
+    except run_lock.Busy as err:
+        # Its result.json is the other process's: left as it is, not marked failed.
+        print(f"trial {output_dir.name}: being trained by {err.holder}, skipped")
+        return None
+
+
+def _run_alone(cfg: DictConfig, run: Callable, output_dir: Path) -> float | None:
+    """The trial, with no other process in its dir."""
     if cfg.mode == "train" and finished(output_dir):
         return None
     if cfg.ckpt_path is None and (resume := _resume_from(output_dir / LAST_CHECKPOINT.parent)):
