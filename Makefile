@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install train sweep report test lint format clean
+.PHONY: install train sweep report test chaos lint format clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -32,6 +32,11 @@ report: install
 
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+# The fault test at full length: a real run SIGKILLed 24 times, at random moments and while
+# writing checkpoints, with $TMPDIR on tmpfs. `make test` runs a short form (4 kills).
+chaos: install
+	$(PY) tests/chaos.py 24
 
 lint: install
 	$(VENV)/bin/ruff check .
