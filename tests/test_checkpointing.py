@@ -173,6 +173,7 @@ def test_sweep_trials_resume_from_a_readable_checkpoint_or_start_again(tmp_path)
         last = trial / "checkpoints" / "last.ckpt"
         last.write_bytes(last.read_bytes()[:1000])
     # The second trial has no readable checkpoint at all.
+    cut = {p.name for p in (two / "checkpoints").glob("*.ckpt")}
     for best in (two / "checkpoints").glob("optimizer=*.ckpt"):
         best.write_bytes(best.read_bytes()[:1000])
 
@@ -184,11 +185,35 @@ def test_sweep_trials_resume_from_a_readable_checkpoint_or_start_again(tmp_path)
         assert finished["resumed_at_epochs"] == resumed_at
         assert [h["epoch"] for h in finished["history"]] == epochs
         folder = trial / "checkpoints"
-        # No .unreadable and no last-v1.ckpt (epoch 0's best knew no last.ckpt): only the
-        # files the last.ckpt of the new run knows.
-        assert {p.name for p in files_in(folder)} == tracked(folder / "last.ckpt")
+        # No last-v1.ckpt (epoch 0's best knew no last.ckpt): only the files the last.ckpt of
+        # the new run knows, and in the trial that started again, its old files set aside.
+        aside = {p.name for p in files_in(folder) if p.name.endswith(".unreadable")}
+        assert aside == ({f"{name}.unreadable" for name in cut} if trial == two else set())
+        assert {p.name for p in files_in(folder)} - aside == tracked(folder / "last.ckpt")
         assert epoch_of(folder / "last.ckpt") == epochs[-1]
     assert json.loads((one / "result.json").read_text())["status"] == "completed"
+
+
+def test_an_io_error_fails_the_trial_and_keeps_its_checkpoints(tmp_path, monkeypatch):
+    # A passing disk or NFS fault (EIO) says nothing about the file: deleting or setting aside
+    # the checkpoints then would throw away a trial's epochs. torch.load is made to fail as
+    # such a disk would: no real disk here fails on demand.
+    from optsweep.errors import UserError
+    from optsweep.sweep.trial import _resume_from
+
+    for name in ("last.ckpt", "optimizer=adam-epoch=00.ckpt"):
+        (tmp_path / name).write_bytes(b"a checkpoint")
+
+    def eio(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(torch, "load", eio)
+    with pytest.raises(UserError, match="cannot be read: .*Input/output error"):
+        _resume_from(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "last.ckpt",
+        "optimizer=adam-epoch=00.ckpt",
+    ]
 
 
 class Payload:

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TINY_OCR, results, run_cli, start_cli
+from helpers import (
+    TINY_OCR,
+    results,
+    run_cli,
+    start_cli,
+)
 from optsweep.report.trials import expected_trials
 
 LAST = Path("checkpoints") / "last.ckpt"
@@ -174,3 +179,18 @@ def test_a_sweep_whose_jobs_share_a_trial_dir_is_refused_before_anything_runs(tm
     assert lines[0].startswith("error: ") and "logger=csv and logger=tensorboard" in lines[0]
     assert "Traceback" not in proc.stdout
     assert not sweep.exists() and not (tmp_path / "outputs").exists()
+
+
+def test_a_sweep_over_data_is_checked_against_each_jobs_own_metrics(tmp_path, image_folder):
+    # The sweep's base config holds the default (OCR) data, not the swept values: val/acc is
+    # what every job of this classification grid logs, so it must not be refused.
+    sweep = tmp_path / "sweep"
+    grid = ["-m", "data=image_folder,cifar10", "model=simple_cnn", "report.metric=val/acc"]
+    grid += [f"paths.data_dir={tmp_path}", "batch_size=8", "trainer=cpu", "epochs=1"]
+    run_cli([*grid, "test=false", f"hydra.sweep.dir={sweep}"], tmp_path)
+    by_data = {
+        next(o for o in r["overrides"] if o.startswith("data=")): r for r in results(sweep).values()
+    }
+    assert by_data["data=image_folder"]["status"] == "completed"
+    # It trained as far as its data: there is no CIFAR-10 archive here.
+    assert by_data["data=cifar10"]["error"].startswith("CIFAR-10 not found")

@@ -16,6 +16,11 @@ REQUIRED_KEYS = {"state_dict", "optimizer_states", "lr_schedulers", "loops", "hy
 log = logging.getLogger(__name__)
 
 
+class UnreadableCheckpoint(UserError):
+    """The file's content is no checkpoint we can resume from: cut short, foreign, or holding
+    objects that could run code. (An I/O error is not this: the file may be fine.)"""
+
+
 def load_checkpoint(path: Path) -> dict:
     """The checkpoint dict, loaded the safe way, as every one of ours allows. weights_only=True
     is passed explicitly: torch lets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turn weights-only off
@@ -24,19 +29,21 @@ def load_checkpoint(path: Path) -> dict:
         raise UserError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except OSError as err:  # EIO, ESTALE, EACCES: the disk's state, not the file's content
+        raise UserError(f"checkpoint {path} cannot be read: {err}") from None
     except Exception as err:  # torch raises many types for a truncated or foreign file
         refused = re.search(r"WeightsUnpickler error: (.+?)(\.\s|$)", str(err), re.MULTILINE)
         if isinstance(err, pickle.UnpicklingError) and refused:
-            raise UserError(
+            raise UnreadableCheckpoint(
                 f"checkpoint {path} holds pickled objects other than tensors and plain "
                 f"containers ({refused[1]}): loading it could run code, so optsweep does not"
             ) from None
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
+        raise UnreadableCheckpoint(
             f"checkpoint {path} cannot be read (truncated, or not a PyTorch checkpoint: {reason})"
         ) from None
     if not isinstance(checkpoint, dict) or not checkpoint.keys() >= REQUIRED_KEYS:
-        raise UserError(
+        raise UnreadableCheckpoint(
             f"{path} is not an optsweep training checkpoint (no model + optimizer + loop state)"
         )
     return checkpoint
@@ -45,7 +52,8 @@ def load_checkpoint(path: Path) -> dict:
 def newest_readable(checkpoint_dir: Path) -> tuple[Path, dict]:
     """The checkpoint a run continues from, loaded: its last.ckpt, or when that cannot be read
     (cut short by a kill before writes were atomic, a damaged disk) the newest other checkpoint
-    of the run that can, after saying so in one log line. A UserError when none can."""
+    of the run that can, after saying so in one log line. UnreadableCheckpoint when none can;
+    an I/O error is raised as it comes, rather than taken for a bad file and skipped."""
     last = checkpoint_dir / LAST_CHECKPOINT.name
     newest_first = sorted(
         checkpoint_dir.glob("*.ckpt"), key=lambda p: (p != last, -p.stat().st_mtime)
@@ -54,7 +62,7 @@ def newest_readable(checkpoint_dir: Path) -> tuple[Path, dict]:
     for path in newest_first:
         try:
             checkpoint = load_checkpoint(path)
-        except UserError as err:
+        except UnreadableCheckpoint as err:
             unreadable.append(str(err))
             continue
         if unreadable:
@@ -62,7 +70,7 @@ def newest_readable(checkpoint_dir: Path) -> tuple[Path, dict]:
                 "%s; resuming from %s, the newest one that can be read", unreadable[0], path
             )
         return path, checkpoint
-    raise UserError(f"no checkpoint in {checkpoint_dir} can be read: {unreadable[-1]}")
+    raise UnreadableCheckpoint(f"no checkpoint in {checkpoint_dir} can be read: {unreadable[-1]}")
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> tuple[str | None, dict]:

@@ -47,11 +47,12 @@ class GridSweeper(BasicSweeper):
         jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
         # Composes every job, so it also does what validate_batch_is_legal would, for every
         # batch at once (a bad job is now reported before the sweep dir is made).
-        subdirs = trial_subdirs(self.config, self.hydra_context, jobs)
         try:
+            # A report.metric typo would rank nothing, and only once the whole sweep has run.
+            subdirs = trial_subdirs(
+                self.config, self.hydra_context, jobs, check=check_report_metric
+            )
             refuse_shared(jobs, subdirs)
-            # A typo here would rank nothing, and only once the whole sweep has run.
-            check_report_metric(self.config)
         except UserError as err:
             exit_with(err)
         return super().sweep(arguments)

@@ -18,8 +18,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from optsweep import run_lock
-from optsweep.checkpoints import newest_readable
-from optsweep.errors import UserError, last_line
+from optsweep.checkpoints import UnreadableCheckpoint, newest_readable
+from optsweep.errors import last_line
 from optsweep.results import FINISHED, mark_failed, status_of
 from optsweep.run_dirs import LAST_CHECKPOINT
 
@@ -36,17 +36,19 @@ def finished(trial_dir: Path) -> bool:
 
 
 def _resume_from(checkpoint_dir: Path) -> Path | None:
-    """The trial's newest readable checkpoint (checkpoints.newest_readable). When none can be
-    read (killed while written, before writes were atomic), the trial starts again rather than
-    failing on every re-run, and the unreadable files go, so nothing a kill leaves piles up."""
+    """The trial's newest readable checkpoint (checkpoints.newest_readable). When none holds a
+    checkpoint (cut short before writes were atomic, foreign), the trial starts again rather
+    than failing on every re-run; the files are set aside as `<name>.unreadable`, one each,
+    replaced by the next, so nothing piles up. An I/O error (a passing NFS fault) is raised:
+    the trial fails, keeps its checkpoints, and the next re-run resumes it."""
     if not any(checkpoint_dir.glob("*.ckpt")):
         return None
     try:
         return newest_readable(checkpoint_dir)[0]
-    except UserError as err:
+    except UnreadableCheckpoint as err:
         for path in checkpoint_dir.glob("*.ckpt"):
-            path.unlink()
-        log.warning("%s; deleted them, the trial starts again", err)
+            path.replace(path.with_name(path.name + ".unreadable"))
+        log.warning("%s; set them aside as *.unreadable, the trial starts again", err)
         return None
 
 
@@ -65,10 +67,11 @@ def _run_alone(cfg: DictConfig, run: Callable, output_dir: Path) -> float | None
     """The trial, with no other process in its dir."""
     if cfg.mode == "train" and finished(output_dir):
         return None
-    if cfg.ckpt_path is None and (resume := _resume_from(output_dir / LAST_CHECKPOINT.parent)):
-        log.info("trial %s: continuing from %s", output_dir.name, resume)
-        cfg.ckpt_path = str(resume)
     try:
+        checkpoints = output_dir / LAST_CHECKPOINT.parent
+        if cfg.ckpt_path is None and (resume := _resume_from(checkpoints)):
+            log.info("trial %s: continuing from %s", output_dir.name, resume)
+            cfg.ckpt_path = str(resume)
         return run(cfg)
     except Exception as err:  # any error: the trial failed, the sweep goes on
         mark_failed(output_dir, list(HydraConfig.get().overrides.task), last_line(err))

@@ -1,15 +1,24 @@
 """Where each job of a multirun will train, known before any job runs: the local launcher
 starts each trial there, and the sweeper refuses a grid in which two jobs would share one."""
 
+from collections.abc import Callable
+
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from optsweep.errors import UserError
 
 
-def trial_subdirs(config: DictConfig, hydra_context, jobs, first_index: int = 0) -> list[str]:
+def trial_subdirs(
+    config: DictConfig,
+    hydra_context,
+    jobs,
+    first_index: int = 0,
+    check: Callable[[DictConfig], None] | None = None,
+) -> list[str]:
     """Each job's trial dir under the sweep dir, as Hydra's launchers name it: the job's config
-    composed as they compose it (hydra.job.override_dirname, then hydra.sweep.subdir)."""
+    composed as they compose it (hydra.job.override_dirname, then hydra.sweep.subdir). `check`
+    sees each composed job config: what a job sweeps (`data=a,b`) is only in its own."""
     before = HydraConfig.instance().cfg
     subdirs = []
     try:
@@ -18,6 +27,8 @@ def trial_subdirs(config: DictConfig, hydra_context, jobs, first_index: int = 0)
             with open_dict(job_config):
                 job_config.hydra.job.num = index
             HydraConfig.instance().set_config(job_config)  # `${hydra:...}` in the subdir
+            if check:
+                check(job_config)
             subdirs.append(str(job_config.hydra.sweep.subdir))
     finally:
         HydraConfig.instance().cfg = before
