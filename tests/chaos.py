@@ -64,9 +64,9 @@ def _run_dirs(outputs: Path) -> list[Path]:
 def _writing(checkpoints: Path, tmpdir: Path) -> bool:
     """A checkpoint write is under way: a temp file beside the checkpoints or in $TMPDIR."""
     beside = checkpoints.is_dir() and any(
-        not p.name.endswith(".ckpt") for p in checkpoints.iterdir()
+        p.is_file() and not p.name.endswith(".ckpt") for p in checkpoints.iterdir()
     )
-    return beside or any(tmpdir.iterdir())
+    return beside or any(p.is_file() for p in tmpdir.iterdir())
 
 
 def _start(args: list[str], outputs: Path, tmpdir: Path, log) -> subprocess.Popen:
@@ -90,12 +90,13 @@ def _kill_at_a_moment(proc: subprocess.Popen, outputs: Path, tmpdir: Path, mid_w
     """SIGKILL as soon as a checkpoint write is seen, or at a random moment of the epoch after
     the run has saved one more epoch (so every such kill comes after progress). Returns
     whether the kill came during a write, or None if the run ended first."""
-    saved_before, moment = _last_saved(outputs), None
+    saved_before, moment, seen_writing = _last_saved(outputs), None, False
     deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline:
         if mid_write:
             runs = _run_dirs(outputs)
             if runs and _writing(runs[-1] / "checkpoints", tmpdir):
+                seen_writing = True
                 time.sleep(random.uniform(0, 0.05))  # somewhere in the write
                 break
         elif moment is None and _last_saved(outputs) != saved_before:
@@ -107,11 +108,11 @@ def _kill_at_a_moment(proc: subprocess.Popen, outputs: Path, tmpdir: Path, mid_w
         return None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    return mid_write
+    return seen_writing
 
 
 def _check_after_kill(outputs: Path, tmpdir: Path, tally: Tally) -> None:
-    leftovers = list(tmpdir.iterdir())
+    leftovers = [p for p in tmpdir.rglob("*") if p.is_file()]
     tally.tmp_left += len(leftovers)
     for path in leftovers:  # counted once: the next kill's count starts from zero
         path.unlink()
@@ -147,6 +148,7 @@ def _check_finished_run(run: Path, epochs: int, tally: Tally) -> None:
         rows = list(csv.DictReader(f))
     steps = Counter(int(r["step"]) for r in rows if r.get("train/loss"))
     per_epoch = Counter(int(r["epoch"]) for r in rows if r.get("val/loss"))
+    mean_loss = Counter(int(r["epoch"]) for r in rows if r.get("train/mean_loss"))
     total_steps = max(steps) + 1 if steps else 0
     if sorted(steps) != list(range(total_steps)) or set(steps.values()) != {1}:
         missing = sorted(set(range(total_steps)) - set(steps))
@@ -154,6 +156,8 @@ def _check_finished_run(run: Path, epochs: int, tally: Tally) -> None:
         tally.problems.append(f"metrics.csv steps: missing {missing}, twice {twice}")
     if per_epoch != Counter(range(epochs)):
         tally.problems.append(f"metrics.csv val rows per epoch: {dict(per_epoch)}")
+    if mean_loss != Counter(range(epochs)):
+        tally.problems.append(f"metrics.csv train/mean_loss rows per epoch: {dict(mean_loss)}")
     left = sorted(p.name for p in run.rglob("*") if p.is_file() and "tmp" in p.name.lower())
     if left:
         tally.problems.append(f"temp files left in the run dir: {left}")
@@ -176,7 +180,7 @@ def run_chaos(workdir: Path, kills: int, tmpdir: Path, seed: int = 0) -> Tally:
             attempts += 1
             proc = _start(args, outputs, tmpdir, log)
             killed = _kill_at_a_moment(proc, outputs, tmpdir, mid_write=attempts % 2 == 0)
-            if killed is None:  # the run finished before the kill: start it over elsewhere
+            if killed is None:  # the run finished before the kill: the test then fails
                 break
             tally.kills += 1
             tally.mid_write += killed

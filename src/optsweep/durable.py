@@ -3,7 +3,8 @@
 The new content goes to a temp file beside the target (the same directory, so the rename is
 atomic: a temp file in $TMPDIR, often another file system, would be copied, not renamed), is
 fsynced, renamed over the target, and the directory is fsynced so the rename itself survives.
-result.json, metrics.csv and every checkpoint are written this way.
+Every checkpoint and result.json are written this way, and metrics.csv when it is rewritten
+(it is appended to row by row, and fsynced before each checkpoint).
 """
 
 import os
@@ -31,14 +32,15 @@ def replaced_atomically(path: Path, binary: bool = False) -> Iterator[IO]:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (POSIX; Windows has no directory handles)."""
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a directory's entries (a rename in it), to the disk. POSIX:
+    Windows cannot open a directory this way."""
     if os.name != "posix":
         return
-    fd = os.open(directory, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -20,7 +20,7 @@ from pytorch_lightning import loggers
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.trainer.states import TrainerFn
 
-from optsweep.durable import replaced_atomically
+from optsweep.durable import fsync_path, replaced_atomically
 from optsweep.results import write_json_atomic
 
 MLFLOW_RUN_FILE = "mlflow_run.json"
@@ -94,10 +94,6 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
     return list(reader.fieldnames or []), list(reader)
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(path.name + ".tmp")
-
-
 def _write_rows(path: Path, header: list[str], rows: list[dict]) -> None:
     """Replace the file whole: a kill mid-write leaves the old file, never a truncated one."""
     with replaced_atomically(path) as f:
@@ -131,15 +127,10 @@ class _MetricsFile(ExperimentWriter):
             _write_rows(path, self.metrics_keys, kept)
         else:
             path.unlink(missing_ok=True)
-            _tmp(path).unlink(missing_ok=True)  # left by a kill mid-rewrite, if any
 
     def fsync(self) -> None:
         if os.path.isfile(self.metrics_file_path):
-            fd = os.open(self.metrics_file_path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(Path(self.metrics_file_path))
 
 
 class CSVLogger(ContinuableLogger, loggers.CSVLogger):
@@ -186,10 +177,17 @@ class MLFlowLogger(ContinuableLogger, loggers.MLFlowLogger):
     came from the same state (on CPU, the same values bit for bit).
     """
 
-    def __init__(self, run_dir: str, tracking_uri: str, **kwargs) -> None:
+    def __init__(
+        self, run_dir: str, tracking_uri: str, ckpt_path: str | None = None, **kwargs
+    ) -> None:
         self._run_file = Path(run_dir) / MLFLOW_RUN_FILE
         self._store = tracking_uri
-        run_id = self._run_of_this_dir(tracking_uri)
+        earlier = self._run_of_this_dir(tracking_uri)
+        # A fit from a checkpoint continues the dir's MLflow run; a fresh fit in a used dir (a
+        # trial killed before its first checkpoint) starts a new one and deletes the old one,
+        # whose values came from weights that are gone.
+        run_id = earlier if ckpt_path else None
+        self._replaces = None if ckpt_path else earlier
         super().__init__(tracking_uri=tracking_uri, run_id=run_id, **kwargs)
         self._continued = run_id is not None
         self._recorded = False
@@ -221,6 +219,8 @@ class MLFlowLogger(ContinuableLogger, loggers.MLFlowLogger):
             else:
                 payload = {"tracking_uri": self._store, "run_id": self.run_id}
                 write_json_atomic(self._run_file, payload)
+                if self._replaces:
+                    client.delete_run(self._replaces)
         return client
 
     def log_hyperparams(self, params) -> None:

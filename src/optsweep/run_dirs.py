@@ -34,11 +34,19 @@ def newest_run_with_checkpoint(runs_of_command: Path) -> Path | None:
     """Any checkpoint counts, not only last.ckpt: a kill can come between a run's first best
     checkpoint and its first last.ckpt, and the run then continues from the best one."""
     newest = {
-        run: max(p.stat().st_mtime for p in checkpoints)
+        run: max(map(_mtime, checkpoints))
         for run in runs_of_command.glob("*")
         if (checkpoints := list((run / LAST_CHECKPOINT.parent).glob("*.ckpt")))
     }
     return max(newest, key=newest.get, default=None)
+
+
+def _mtime(path: Path) -> float:
+    """0 for a file gone since it was listed: a run still training replaces its best file."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def run_dir(base: str, override_dirname: str, stamp: str, ckpt_path: str | None) -> str:

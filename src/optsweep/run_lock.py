@@ -72,7 +72,9 @@ def hold(run_dir: Path) -> Iterator[None]:
     """Train in `run_dir` while no other process does; raises Busy if one does."""
     path = Path(run_dir) / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _lock(path)
+    # Lightning's multi-device strategies start one process per device with this same
+    # command: rank 0 holds the lock for the run, the others train beside it.
+    fd = None if int(os.environ.get("LOCAL_RANK", 0)) > 0 else _lock(path)
     if fd is None:
         yield
         return
