@@ -102,3 +102,26 @@ def test_tensorboard_and_mlflow_keep_the_whole_history_over_kills_and_resumes(tm
     # One TensorBoard run and one MLflow run, every value at its step once, as uninterrupted.
     assert tensorboard_scalars(resumed) == tensorboard_scalars(expected)
     assert mlflow_histories(killed / "outputs") == mlflow_histories(straight / "outputs")
+
+
+def test_a_fresh_fit_in_a_used_dir_starts_a_new_mlflow_run(tmp_path):
+    # A trial killed before its first checkpoint starts again from scratch: the values its
+    # MLflow run holds came from weights that are gone, so that run makes way for a new one.
+    from mlflow.tracking import MlflowClient
+
+    from optsweep.loggers import MLFlowLogger
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def run_id(ckpt_path):
+        logger = MLFlowLogger(str(tmp_path), store, ckpt_path, experiment_name="e")
+        return logger.run_id
+
+    first = run_id(None)
+    assert run_id("checkpoints/last.ckpt") == first  # a resume continues it
+    second = run_id(None)
+    assert second != first
+    client = MlflowClient(store)
+    assert client.get_run(first).info.lifecycle_stage == "deleted"
+    assert client.get_run(second).info.lifecycle_stage == "active"
+    assert run_id("checkpoints/last.ckpt") == second
