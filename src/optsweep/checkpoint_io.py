@@ -10,6 +10,7 @@ and it is fsynced before the rename and the directory after it, so a crash of th
 cannot leave a renamed but empty file either.
 """
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        # Serialised in memory first, as Lightning does: a signal whose handler raises (submitit
+        # requeues a preempted job by raising SystemExit) can then only interrupt the file write,
+        # where it comes out as itself. Inside torch's writer it became a RuntimeError ("unexpected
+        # pos"), and the preempted trial was recorded failed instead of interrupted.
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         with replaced_atomically(target, binary=True) as f:
-            torch.save(checkpoint, f)
+            f.write(buffer.getbuffer())
 
     def load_checkpoint(
         self, path: str | Path, map_location: Any = None, weights_only: bool | None = None
