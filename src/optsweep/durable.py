@@ -7,6 +7,7 @@ Every checkpoint and result.json are written this way, and metrics.csv when it i
 (it is appended to row by row, and fsynced before each checkpoint).
 """
 
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -33,6 +34,12 @@ def replaced_atomically(path: Path, binary: bool = False) -> Iterator[IO]:
     finally:
         temp.unlink(missing_ok=True)
     fsync_path(path.parent)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Whole or not at all, even if the process is killed mid-write."""
+    with replaced_atomically(path) as f:
+        f.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def fsync_path(path: Path) -> None:

@@ -20,8 +20,7 @@ from pytorch_lightning import loggers
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.trainer.states import TrainerFn
 
-from optsweep.durable import fsync_path, replaced_atomically
-from optsweep.results import write_json_atomic
+from optsweep.durable import fsync_path, replaced_atomically, write_json_atomic
 
 MLFLOW_RUN_FILE = "mlflow_run.json"
 

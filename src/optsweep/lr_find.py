@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from pytorch_lightning.tuner import Tuner
 
-from optsweep.results import write_json_atomic
+from optsweep.durable import write_json_atomic
 
 CURVE_CSV, CURVE_PNG, RESULT_JSON = "lr_find.csv", "lr_find.png", "lr_find.json"
 # Lightning's smoothed loss starts too low (its bias correction is one step off: the first

@@ -26,7 +26,7 @@ Fields (README, "Where outputs go", lists them for users):
 import json
 from pathlib import Path
 
-from optsweep.durable import replaced_atomically
+from optsweep.durable import write_json_atomic
 
 RESULT_FILE = "result.json"
 
@@ -53,12 +53,6 @@ UNFINISHED = frozenset({RUNNING, INTERRUPTED})
 def group_of(overrides: list[str]) -> str:
     """Repeats of one setting (seed=0,1,2) share a group: their overrides but the seed."""
     return ",".join(sorted(o for o in overrides if not o.startswith("seed=")))
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Whole or not at all, even if the process is killed mid-write (durable.py)."""
-    with replaced_atomically(path) as f:
-        f.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def read_result(run_dir: Path) -> dict | None:
