@@ -20,7 +20,8 @@ Fields (README, "Where outputs go", lists them for users):
     checkpoints        {"best": path, "last": path}
     test               test metrics of the best checkpoint (once completed)
     error              with `failed`: the error's last line
-    stopped            with a guard's status: reason, and step or epoch
+    stopped            with a guard's status: reason, and step or epoch; with `pruned`
+                       also rung_epochs (the rung's epoch count)
 """
 
 import json
@@ -34,14 +35,15 @@ RUNNING = "running"  # written after every epoch; left as-is by a kill
 COMPLETED = "completed"
 DIVERGED = "diverged"  # stopped by the divergence guard
 STALLED = "stalled"  # stopped by the stall guard
+PRUNED = "pruned"  # stopped at a rung by the sweep's pruner (pruning.py)
 FAILED = "failed"
 INTERRUPTED = "interrupted"  # Ctrl-C, or a preempted SLURM job before its requeue
-STATUSES = (RUNNING, COMPLETED, DIVERGED, STALLED, FAILED, INTERRUPTED)
+STATUSES = (RUNNING, COMPLETED, DIVERGED, STALLED, PRUNED, FAILED, INTERRUPTED)
 
 # A re-run of the sweep skips these: training on would not change the outcome.
-FINISHED = frozenset({COMPLETED, DIVERGED, STALLED})
-# Stopped early by a guard, on purpose: the result says where (`stopped`).
-STOPPED = frozenset({DIVERGED, STALLED})
+FINISHED = frozenset({COMPLETED, DIVERGED, STALLED, PRUNED})
+# Stopped early on purpose, by a guard or the pruner: the result says where (`stopped`).
+STOPPED = frozenset({DIVERGED, STALLED, PRUNED})
 # Only these have a final value a leaderboard can rank.
 RANKED = frozenset({COMPLETED})
 # Over without a value to rank: the charts mark where these ended.

@@ -91,11 +91,28 @@ def prepare(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule
     return module, datamodule, ckpt_path
 
 
+def _pruning(cfg: DictConfig, hydra_cfg) -> pl.Callback:
+    """The sweep's pruner, deciding for this trial (pruning.py)."""
+    from optsweep.pruning import Pruning, schedule_of
+
+    overrides = list(hydra_cfg.overrides.task)
+    return Pruning(
+        cfg.prune.pruner,
+        metric=cfg.report.metric,
+        sweep_dir=hydra_cfg.sweep.dir,
+        trial_name=Path(cfg.paths.output_dir).name,
+        schedule=schedule_of(cfg, hydra_cfg.runtime.choices.scheduler, overrides),
+        overrides=overrides,
+    )
+
+
 def fit(cfg: DictConfig) -> dict:
+    hydra_cfg = HydraConfig.get()
+    if cfg.prune.pruner and hydra_cfg.mode != RunMode.MULTIRUN:
+        raise UserError("prune compares the trials of a sweep: run it with -m, or set prune=none")
     module, datamodule, ckpt_path = prepare(cfg)
     output_dir = Path(cfg.paths.output_dir)
     remove_temp_files(output_dir)  # of result.json or metrics.csv, left by a kill mid-write
-    hydra_cfg = HydraConfig.get()
     writer = ResultWriter(
         output_dir=str(output_dir),
         overrides=list(hydra_cfg.overrides.task),
@@ -111,6 +128,7 @@ def fit(cfg: DictConfig) -> dict:
     # ContinueLogs keeps the loggers' history whole over resumes (see optsweep.loggers).
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer, *guards]
     callbacks += [ContinueLogs()] if loggers else []
+    callbacks += [_pruning(cfg, hydra_cfg)] if cfg.prune.pruner else []
     if not cfg.trainer.get("enable_progress_bar", True):
         # Lightning refuses a progress bar callback with the bar off; the intent is clear.
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
