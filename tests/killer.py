@@ -136,12 +136,14 @@ class OptimizerStateProbe(pl.Callback):
 
 class PauseAtEpoch(pl.Callback):
     """Waits at the start of `epoch` until the file `until` exists: a run that is surely still
-    training while the test does something beside it. Like KillAtEpoch, only in a fresh run."""
+    training while the test does something beside it. Like KillAtEpoch, only in a fresh run,
+    and in a sweep only in the trial with learning rate `lr` (all of them when None)."""
 
-    def __init__(self, epoch: int, until: str) -> None:
-        self.epoch, self.until = epoch, Path(until)
+    def __init__(self, epoch: int, until: str, lr: float | None = None) -> None:
+        self.epoch, self.until, self.lr = epoch, Path(until), lr
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch == self.epoch and trainer.ckpt_path is None:
+        fresh = trainer.ckpt_path is None
+        if trainer.current_epoch == self.epoch and fresh and _chosen(pl_module, self.lr):
             while not self.until.exists():
                 time.sleep(0.05)

@@ -86,6 +86,7 @@ CASES = {
     "repeated charset": (["data.charset=AAB"], "charset 'AAB' repeats 'A': list each character"),
     "height the CRNN cannot take": (["data.height=40"], "got data.height=40: use e.g. data.h"),
     "report metric nobody logs": (["report.metric=val/acx"], "ocr trials log: train/mean_loss,"),
+    "pruning a single run": (["prune=asha"], "prune compares the trials of a sweep: run it"),
 }
 
 

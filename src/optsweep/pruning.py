@@ -10,7 +10,8 @@ A pruned trial keeps the checkpoint of its rung epoch, records `pruned` with the
 cut it missed (result.json `stopped`), and ends: under hydra/launcher=local its slot goes to the
 next queued trial at once.
 
-Trials are compared only with trials on the same LR schedule (one Optuna study per schedule):
+Trials are compared only with trials on the same LR schedule (one Optuna study per schedule,
+named by results.schedule_of):
 mid-run, a fast-decaying schedule has a lower loss than it ends with, so a pruned comparison
 across schedules would favour it. Schedules are compared at their last epoch, in the report.
 """
@@ -27,13 +28,11 @@ from omegaconf import DictConfig
 
 from optsweep.guards import TrialStopped
 from optsweep.report.trials import higher_is_better
-from optsweep.results import PRUNED
+from optsweep.results import PRUNED, SCHEDULE_KNOBS
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "optuna.journal"
-# What an LR schedule is made of: trials that differ in one of these are not compared mid-run.
-SCHEDULE_KNOBS = ("epochs", "min_lr", "warmup_steps", "warmup_epochs", "warmup_start_factor")
 
 
 class _FlockLock:
@@ -63,13 +62,6 @@ def open_storage(sweep_dir: Path):
 
     path = str(Path(sweep_dir) / STORE_FILE)
     return JournalStorage(JournalFileBackend(path, lock_obj=_FlockLock(path + ".lock")))
-
-
-def schedule_of(cfg: DictConfig, scheduler: str, overrides: list[str]) -> str:
-    """The study a trial competes in: its LR schedule, e.g. `scheduler=cosine,epochs=9,...`."""
-    knobs = [f"{k}={cfg[k]}" for k in SCHEDULE_KNOBS]
-    knobs += sorted(o for o in overrides if o.startswith("scheduler."))
-    return ",".join([f"scheduler={scheduler}", *knobs])
 
 
 class Pruning(pl.Callback):
@@ -218,3 +210,20 @@ def cut_at(study, pruner, frozen, epochs: int) -> str:
         kept = max(len(values) // pruner._reduction_factor, 1)
         return f"{values[kept - 1]:.4g} (the top {kept} of {len(values)} trials at this rung)"
     return "of the pruner"
+
+
+def note_schedules(prune: DictConfig, jobs: list[list[str]]) -> None:
+    """Say once, when a pruned sweep starts, what its comparison of schedules means."""
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        for key, _, value in (o.partition("=") for o in job):
+            if key in ("scheduler", *SCHEDULE_KNOBS) or key.startswith("scheduler."):
+                values.setdefault(key, set()).add(value)
+    varying = sorted(k for k, v in values.items() if len(v) > 1)
+    if prune.get("pruner") and varying:
+        log.warning(
+            "prune: this sweep varies the LR schedule (%s). Mid-run a fast-decaying schedule "
+            "looks better than it ends, so each trial is pruned only against trials on the same "
+            "schedule; schedules are compared at their last epoch, in the report.",
+            ", ".join(varying),
+        )

@@ -57,6 +57,31 @@ def group_of(overrides: list[str]) -> str:
     return ",".join(sorted(o for o in overrides if not o.startswith("seed=")))
 
 
+# What a trial's LR schedule is made of, beside the scheduler (result.json `choices`): trials that
+# differ in one of these are pruned apart (pruning.py), never compared mid-run.
+SCHEDULE_KNOBS = ("epochs", "min_lr", "warmup_steps", "warmup_epochs", "warmup_start_factor")
+
+
+def schedule_of(choices: dict, overrides: list[str]) -> str:
+    """A trial's LR schedule in one line, e.g. `scheduler=cosine,epochs=9,min_lr=0.0,...`."""
+    knobs = [f"scheduler={choices.get('scheduler')}"]
+    knobs += [f"{k}={choices.get(k)}" for k in SCHEDULE_KNOBS]
+    return ",".join(knobs + sorted(o for o in overrides if o.startswith("scheduler.")))
+
+
+def where_stopped(result: dict) -> str:
+    """Where a trial that ended early stopped: the step, epoch or rung its `stopped` names."""
+    stopped = result.get("stopped") or {}
+    if "rung_epochs" in stopped:
+        epochs = stopped["rung_epochs"]
+        return f"rung after {epochs} epoch{'s' * (epochs != 1)}"
+    if "step" in stopped:
+        return f"step {stopped['step']}"
+    if "epoch" in stopped:
+        return f"epoch {stopped['epoch']}"
+    return f"after {len(result.get('history') or [])} epochs"
+
+
 def read_result(run_dir: Path) -> dict | None:
     """A run's result.json, or None if it has none (never started, or killed before epoch 1)."""
     try:

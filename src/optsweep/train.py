@@ -29,7 +29,7 @@ from optsweep.lr_find import find_lr, report
 from optsweep.lr_scaling import register_resolver as register_lr_resolver
 from optsweep.module import MODULES
 from optsweep.result_writer import ResultWriter
-from optsweep.results import COMPLETED
+from optsweep.results import COMPLETED, schedule_of
 from optsweep.run_dirs import register_resolvers
 from optsweep.sweep.trial import run_trial
 from optsweep.validate import check_knobs
@@ -37,10 +37,11 @@ from optsweep.validate import check_knobs
 # Absolute: a relative config_path would be taken as a Python package by Hydra, because this
 # module is imported (by the root train.py shim or `python -m`), not run as a file.
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks")
+GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "prune")
 KNOBS_IN_RESULT = (
     *("lr", "effective_lr", "lr_scaling", "base_batch_size", "batch_size", "epochs", "seed"),
     *("weight_decay", "decay_1d_params", "min_lr", "warmup_steps", "warmup_epochs"),
+    "warmup_start_factor",
 )
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,9 @@ def prepare(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule
     return module, datamodule, ckpt_path
 
 
-def _pruning(cfg: DictConfig, hydra_cfg) -> pl.Callback:
+def _pruning(cfg: DictConfig, hydra_cfg, choices: dict) -> pl.Callback:
     """The sweep's pruner, deciding for this trial (pruning.py)."""
-    from optsweep.pruning import Pruning, schedule_of
+    from optsweep.pruning import Pruning
 
     overrides = list(hydra_cfg.overrides.task)
     return Pruning(
@@ -101,7 +102,7 @@ def _pruning(cfg: DictConfig, hydra_cfg) -> pl.Callback:
         metric=cfg.report.metric,
         sweep_dir=hydra_cfg.sweep.dir,
         trial_name=Path(cfg.paths.output_dir).name,
-        schedule=schedule_of(cfg, hydra_cfg.runtime.choices.scheduler, overrides),
+        schedule=schedule_of(choices, overrides),
         overrides=overrides,
     )
 
@@ -113,12 +114,9 @@ def fit(cfg: DictConfig) -> dict:
     module, datamodule, ckpt_path = prepare(cfg)
     output_dir = Path(cfg.paths.output_dir)
     remove_temp_files(output_dir)  # of result.json or metrics.csv, left by a kill mid-write
-    writer = ResultWriter(
-        output_dir=str(output_dir),
-        overrides=list(hydra_cfg.overrides.task),
-        choices={g: hydra_cfg.runtime.choices.get(g) for g in GROUPS}
-        | {k: cfg[k] for k in KNOBS_IN_RESULT},
-    )
+    choices = {g: hydra_cfg.runtime.choices.get(g) for g in GROUPS}
+    choices |= {k: cfg[k] for k in KNOBS_IN_RESULT}
+    writer = ResultWriter(str(output_dir), list(hydra_cfg.overrides.task), choices)
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     guards = [
         DivergenceGuard(cfg.divergence.factor),
@@ -128,7 +126,7 @@ def fit(cfg: DictConfig) -> dict:
     # ContinueLogs keeps the loggers' history whole over resumes (see optsweep.loggers).
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [writer, *guards]
     callbacks += [ContinueLogs()] if loggers else []
-    callbacks += [_pruning(cfg, hydra_cfg)] if cfg.prune.pruner else []
+    callbacks += [_pruning(cfg, hydra_cfg, choices)] if cfg.prune.pruner else []
     if not cfg.trainer.get("enable_progress_bar", True):
         # Lightning refuses a progress bar callback with the bar off; the intent is clear.
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]

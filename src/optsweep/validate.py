@@ -108,6 +108,22 @@ def check_report_metric(cfg: DictConfig) -> None:
         )
 
 
+def _check_prune(prune: DictConfig) -> None:
+    if not prune.get("pruner"):
+        return
+    positive_int("prune.min_epochs", prune.min_epochs)
+    factor = prune.get("reduction_factor", 2)
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
+        raise UserError(f"prune.reduction_factor must be an integer >= 2, got {factor!r}")
+
+
+def check_sweep(cfg: DictConfig) -> None:
+    """What a sweep checks in every job before it starts: a mistake here would show only once
+    the whole sweep has run (the report), or fail every trial alike (the pruner)."""
+    check_report_metric(cfg)
+    _check_prune(cfg.prune)
+
+
 def check_knobs(cfg: DictConfig) -> None:
     _one_of("mode", cfg.mode, MODES)
     if cfg.mode == "lr_find":
@@ -117,7 +133,7 @@ def check_knobs(cfg: DictConfig) -> None:
     _check_lr_knobs(cfg)
     _check_warmup(cfg)
     _check_guards(cfg)
-    check_report_metric(cfg)
+    check_sweep(cfg)
     _non_negative_int("seed", cfg.seed)
     wd = cfg.weight_decay
     if not _is_number(wd) or not math.isfinite(wd) or wd < 0:

@@ -2,8 +2,9 @@
 
 `hydra/sweeper=grid`, the default (conf/hydra/default.yaml): Hydra's basic grid sweeper that
 first refuses, before anything is written or trained, a grid in which two jobs would share a
-trial dir (`-m logger=csv,tensorboard`: logger does not name trials), or ranked by a
-report.metric that no trial would log.
+trial dir (`-m logger=csv,tensorboard`: logger does not name trials), ranked by a report.metric
+that no trial would log, or pruned with impossible settings; and says what a pruned comparison
+of LR schedules means.
 
 `hydra/sweeper=trial`: what each child of the local launcher runs, its one trial. Unlike the
 basic sweeper it does not save multirun.yaml: the sweep dir's multirun.yaml is the whole
@@ -18,8 +19,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from optsweep.errors import UserError, exit_with
+from optsweep.pruning import note_schedules
 from optsweep.sweep.trial_dirs import refuse_shared, trial_subdirs
-from optsweep.validate import check_report_metric
+from optsweep.validate import check_sweep
 
 
 @dataclass
@@ -48,13 +50,11 @@ class GridSweeper(BasicSweeper):
         # Composes every job, so it also does what validate_batch_is_legal would, for every
         # batch at once (a bad job is now reported before the sweep dir is made).
         try:
-            # A report.metric typo would rank nothing, and only once the whole sweep has run.
-            subdirs = trial_subdirs(
-                self.config, self.hydra_context, jobs, check=check_report_metric
-            )
+            subdirs = trial_subdirs(self.config, self.hydra_context, jobs, check=check_sweep)
             refuse_shared(jobs, subdirs)
         except UserError as err:
             exit_with(err)
+        note_schedules(self.config.prune, jobs)
         return super().sweep(arguments)
 
     def validate_batch_is_legal(self, batch) -> None:

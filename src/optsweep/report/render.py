@@ -17,7 +17,7 @@ from optsweep.report.trials import (
     read_trials,
     unranked,
 )
-from optsweep.results import RANKED, UNFINISHED
+from optsweep.results import PRUNED, RANKED, UNFINISHED, schedule_of, where_stopped
 
 MEAN_LOSS = "train/mean_loss"
 CHARTS = {
@@ -50,15 +50,6 @@ def _setting(trial: Trial, keys: list[str]) -> str:
     return ", ".join(f"{k}={overrides[k]}" for k in keys if k in overrides) or trial.name
 
 
-def _where_stopped(trial: Trial) -> str:
-    stopped = trial.result.get("stopped") or {}
-    if "step" in stopped:
-        return f"step {stopped['step']}"
-    if "epoch" in stopped:
-        return f"epoch {stopped['epoch']}"
-    return f"after {len(trial.history)} epochs"
-
-
 def _reason(trial: Trial) -> str:
     return (trial.result.get("stopped") or {}).get("reason") or trial.result.get("error") or ""
 
@@ -82,7 +73,7 @@ def write_csv(trials: list[Trial], path: Path) -> None:
                 **{f"final:{m}": t.final(m) for m in metrics},
                 "wall_seconds": t.result.get("wall_seconds", ""),
                 "checkpoint": (t.result.get("checkpoints") or {}).get("best") or "",
-                "stopped_at": _where_stopped(t) if t.status not in RANKED else "",
+                "stopped_at": where_stopped(t.result) if t.status not in RANKED else "",
                 "reason": _reason(t),
                 "overrides": " ".join(t.result.get("overrides", [])),
             }
@@ -125,6 +116,28 @@ def verdict(groups: list[Group], metric: str, keys: list[str]) -> list[str]:
     return lines
 
 
+def _pruning_notes(trials: list[Trial]) -> list[str]:
+    """What a pruned sweep's ranking means: pruned trials are not in it, and schedules meet
+    only here, at their last epoch (pruning.py compares trials per schedule)."""
+    pruners = {t.choices.get("prune") for t in trials} - {None, "none"}
+    if not pruners:
+        return []
+    pruned = sum(t.status == PRUNED for t in trials)
+    notes = [
+        f"Pruned sweep (prune={', '.join(sorted(pruners))}): {pruned} trial(s) stopped at a "
+        "rung; their values are of an earlier epoch, so they are listed, not ranked."
+    ]
+    schedules = {schedule_of(t.choices, t.result.get("overrides", [])) for t in trials}
+    if len(schedules) > 1:
+        notes.append(
+            f"The sweep varies the LR schedule ({len(schedules)} schedules). Mid-run, a "
+            "fast-decaying schedule shows a lower loss than it ends with, so pruning compared "
+            "each trial only with trials on the same schedule; schedules are compared here, at "
+            "their last epoch."
+        )
+    return notes
+
+
 def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Path:
     sweep_dir = Path(sweep_dir)
     trials = read_trials(sweep_dir)
@@ -160,6 +173,7 @@ def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Path:
         intro.append(
             f"Incomplete: {len(trials)} of the {expected} trials the sweep asks for have started."
         )
+    intro += _pruning_notes(trials)
     still = [t for t in trials if t.status in UNFINISHED or t.status == NO_RESULT]
     if still:
         intro.append(f"{len(still)} trial(s) have no final result yet (running or interrupted).")
@@ -174,7 +188,13 @@ def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Path:
         for rank, g in enumerate(groups, 1)
     ]
     rest = [["setting", "seed", "status", "stopped at", "reason"]] + [
-        [_setting(t, keys), str(t.choices.get("seed", "")), t.status, _where_stopped(t), _reason(t)]
+        [
+            _setting(t, keys),
+            str(t.choices.get("seed", "")),
+            t.status,
+            where_stopped(t.result),
+            _reason(t),
+        ]
         for t in others
     ]
     sections = {

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from optsweep.errors import last_line
 from optsweep.report.render import write_report
-from optsweep.results import COMPLETED, RESULT_FILE, read_result
+from optsweep.results import COMPLETED, RESULT_FILE, STOPPED, read_result, where_stopped
 
 MEAN_LOSS = "train/mean_loss"
 
@@ -38,9 +38,10 @@ def summary_lines(sweep_dir: Path) -> list[str]:
             for k, v in final.items()
             if (k == MEAN_LOSS or k.startswith("val/")) and v is not None
         )
+        stopped = f" (stopped: {where_stopped(result)})" if result["status"] in STOPPED else ""
         lines.append(
             f"{name:<40} {result['status']:<10} epochs={result['epochs_completed']:<3} "
-            f"{metrics} wall={result['wall_seconds']:.0f}s"
+            f"{metrics} wall={result['wall_seconds']:.0f}s{stopped}"
         )
     return lines
 
