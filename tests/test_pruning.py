@@ -59,11 +59,13 @@ EXPECTED = {
 }
 
 
-def test_asha_decisions_match_the_algorithm_on_recorded_values(tmp_path):
-    cfg = compose_cfg([*ASHA, "epochs=9"], tmp_path / "trial")
+def decide(overrides: list[str], recorded: dict[str, list[float]], sweep: Path) -> dict:
+    """Each recorded trial, one after another, through the Pruning callback of a 9-epoch run:
+    its TrialStopped (pruned) or None (trained to the end)."""
+    cfg = compose_cfg([*overrides, "epochs=9"], sweep / "trial")
     decisions = {}
-    for name, values in RECORDED.items():
-        callback = Pruning(cfg.prune.pruner, "train/mean_loss", str(tmp_path), name, "s", [])
+    for name, values in recorded.items():
+        callback = Pruning(cfg.prune.pruner, "train/mean_loss", str(sweep), name, "s", [])
         # The three things the callback reads of Lightning's Trainer, set as a fit would.
         trainer = SimpleNamespace(is_global_zero=True, max_epochs=9, callback_metrics={})
         callback.on_fit_start(trainer, None)
@@ -81,6 +83,11 @@ def test_asha_decisions_match_the_algorithm_on_recorded_values(tmp_path):
             callback.on_train_epoch_end(trainer, None)
         else:
             callback.on_fit_end(trainer, None)
+    return decisions
+
+
+def test_asha_decisions_match_the_algorithm_on_recorded_values(tmp_path):
+    decisions = decide(ASHA, RECORDED, tmp_path)
     for name, expected in EXPECTED.items():
         stop = decisions[name]
         if expected is None:
@@ -97,6 +104,30 @@ def test_asha_decisions_match_the_algorithm_on_recorded_values(tmp_path):
     assert states == {n: "PRUNED" if EXPECTED[n] else "COMPLETE" for n in RECORDED}
     t4 = next(t for t in trials if t.user_attrs["trial"] == "t4")
     assert {"completed_rung_0", "completed_rung_1"} <= set(t4.system_attrs)
+
+
+def test_the_median_pruner_stops_a_trial_below_the_median_of_the_finished_ones(tmp_path):
+    full = [3.0] * 9
+    recorded = {"a": full, "b": [2.0] * 9, "c": [4.0] * 9, "worse": [3.5, 3.4], "better": full}
+    # From the rung after 2 epochs, once 3 trials have finished: median of 2, 3, 4 is 3.
+    decisions = decide(["prune=median", "prune.min_epochs=2"], recorded, tmp_path)
+    assert [n for n, stop in decisions.items() if stop] == ["worse"]
+    assert decisions["worse"].details["rung_epochs"] == 2
+    assert (
+        "missed the cut 3 (the median of 3 finished trials)" in decisions["worse"].details["reason"]
+    )
+
+
+def test_hyperband_decides_with_the_same_rungs(tmp_path):
+    # Brackets differ from ASHA's decisions: every curve runs the 9 epochs, flat after its end.
+    curves = {name: values + values[-1:] * (9 - len(values)) for name, values in RECORDED.items()}
+    decisions = decide(["prune=hyperband"], curves, tmp_path)
+    assert decisions["t0"] is None  # the first trial of its bracket always goes on
+    pruned = {n: stop.details for n, stop in decisions.items() if stop}
+    assert pruned and all(d["rung_epochs"] in (1, 3) for d in pruned.values())
+    assert all("missed the cut" in d["reason"] for d in pruned.values())
+    (trials,) = studies(tmp_path).values()
+    assert {t.user_attrs["trial"] for t in trials if t.state.name == "PRUNED"} == set(pruned)
 
 
 def test_a_process_killed_holding_the_store_lock_leaves_the_store_usable(tmp_path):
