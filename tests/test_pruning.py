@@ -31,6 +31,15 @@ def studies(sweep: Path) -> dict[str, list]:
     }
 
 
+@pytest.fixture
+def go(tmp_path):
+    """The file killer.PauseAtEpoch waits for; created at teardown too, so that a failed test
+    leaves no trial waiting for it forever."""
+    path = tmp_path / "go"
+    yield path
+    path.touch()
+
+
 def by_lr(sweep: Path) -> dict[float, dict]:
     return {r["choices"]["lr"]: r for r in results(sweep).values()}
 
@@ -200,8 +209,8 @@ def test_a_pruned_sweep_under_the_basic_launcher_survives_a_kill_and_a_rerun(tmp
 
 
 @pytest.mark.slow
-def test_a_pruned_trial_frees_its_local_slot_and_a_killed_sweep_keeps_its_decisions(tmp_path):
-    sweep, go = tmp_path / "sweep", tmp_path / "go"
+def test_a_pruned_trial_frees_its_local_slot_and_a_killed_sweep_keeps_its_decisions(tmp_path, go):
+    sweep = tmp_path / "sweep"
     # Two slots. lr=1e-2 holds one: it waits at the start of its epoch 2, after the rung after
     # 1 epoch, until the test creates `go`. The other slot must serve the rest meanwhile: the
     # trials queued behind it are pruned at that rung and each frees the slot for the next.
@@ -249,8 +258,8 @@ def test_a_pruned_trial_frees_its_local_slot_and_a_killed_sweep_keeps_its_decisi
 
 
 @pytest.mark.slow
-def test_pruning_under_submitit_local(tmp_path):
-    sweep, go = tmp_path / "sweep", tmp_path / "go"
+def test_pruning_under_submitit_local(tmp_path, go):
+    sweep = tmp_path / "sweep"
     # submitit runs both jobs at once: lr=1e-7 waits at its first epoch until lr=1e-2 has
     # reported the rung, so the decision is known (the first at a rung always goes on).
     pause = ["+callbacks.pause._target_=killer.PauseAtEpoch", "+callbacks.pause.epoch=0"]
