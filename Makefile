@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install train sweep report test chaos lint format clean
+.PHONY: install train sweep report test chaos bench lint format clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -37,6 +37,12 @@ test: install
 # writing checkpoints, with $TMPDIR on tmpfs. `make test` runs a short form (4 kills).
 chaos: install
 	$(PY) tests/chaos.py 24
+
+# The pruning benchmark: the same grids with and without prune=asha, side by side, on the
+# embedded OCR task and ../shared/data/cifar10-subset (bench/pruning.py; about 30 min on a
+# 2-core CPU). ARGS="--quick" for a smoke run, ARGS="--task ocr" for one task.
+bench: install
+	$(PY) bench/pruning.py $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
