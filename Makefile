@@ -21,9 +21,10 @@ install: $(STAMP)
 train: install
 	$(PY) train.py $(ARGS)
 
-# The standard grid (conf/sweep/default.yaml) on the embedded task.
+# The default study (conf/study/default.yaml) on the embedded task: optimizers x LRs (pruned),
+# a finer LR grid, schedules, then seeds. ARGS go to every stage (ARGS="hydra/launcher=basic").
 sweep: install
-	$(PY) train.py -m sweep=default $(ARGS)
+	$(PY) -m optsweep.study default $(ARGS)
 
 # The report of a sweep dir (also written when a multirun ends): make report SWEEP=outputs/sweeps/default
 SWEEP ?= outputs/sweeps/default

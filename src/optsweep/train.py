@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 
-from optsweep import run_lock
+from optsweep import CONFIG_DIR, run_lock
 from optsweep.checkpoints import check_compatible, resolve_ckpt_path
 from optsweep.config_tree import show_config
 from optsweep.durable import remove_temp_files
@@ -34,9 +34,6 @@ from optsweep.run_dirs import register_resolvers
 from optsweep.sweep.trial import run_trial
 from optsweep.validate import check_knobs
 
-# Absolute: a relative config_path would be taken as a Python package by Hydra, because this
-# module is imported (by the root train.py shim or `python -m`), not run as a file.
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "prune")
 KNOBS_IN_RESULT = (
     *("lr", "effective_lr", "lr_scaling", "base_batch_size", "batch_size", "epochs", "seed"),

@@ -4,7 +4,9 @@
 first refuses, before anything is written or trained, a grid in which two jobs would share a
 trial dir (`-m logger=csv,tensorboard`: logger does not name trials), ranked by a report.metric
 that no trial would log, or pruned with impossible settings; and says what a pruned comparison
-of LR schedules means.
+of LR schedules means. It also takes explicit settings, each a list of quoted overrides crossed
+with the grid (optsweep/sweep/grid.py), what a study's confirmation stage runs:
+`hydra.sweeper.settings=[['scheduler=cosine','warmup_epochs=1'],['scheduler=none']] seed=0,1`.
 
 `hydra/sweeper=trial`: what each child of the local launcher runs, its one trial. Unlike the
 basic sweeper it does not save multirun.yaml: the sweep dir's multirun.yaml is the whole
@@ -13,6 +15,7 @@ the sweep's trials from, also while it runs and after its launcher was killed.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
@@ -20,6 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from optsweep.errors import UserError, exit_with
 from optsweep.pruning import note_schedules
+from optsweep.sweep.grid import grid_jobs
 from optsweep.sweep.trial_dirs import refuse_shared, trial_subdirs
 from optsweep.validate import check_sweep
 
@@ -27,6 +31,8 @@ from optsweep.validate import check_sweep
 @dataclass
 class GridSweeperConf(BasicSweeperConf):
     _target_: str = "hydra_plugins.optsweep_launcher.sweepers.GridSweeper"
+    # Lists of overrides, each crossed with the grid; null: the grid alone.
+    settings: Any = None
 
 
 @dataclass
@@ -43,13 +49,21 @@ ConfigStore.instance().store(
 
 
 class GridSweeper(BasicSweeper):
+    def __init__(self, max_batch_size=None, params=None, settings=None) -> None:
+        super().__init__(max_batch_size, params)
+        self.settings = [list(setting) for setting in settings or []]
+
+    def split_arguments(self, overrides, max_batch_size):  # what BasicSweeper.sweep runs
+        jobs = grid_jobs(overrides, self.settings)
+        return list(self.split_overrides_to_chunks(jobs, max_batch_size))
+
     def sweep(self, arguments: list[str]):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
-        jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
         # Composes every job, so it also does what validate_batch_is_legal would, for every
         # batch at once (a bad job is now reported before the sweep dir is made).
         try:
+            jobs = grid_jobs(overrides, self.settings)
             subdirs = trial_subdirs(self.config, self.hydra_context, jobs, check=check_sweep)
             refuse_shared(jobs, subdirs)
         except UserError as err:

@@ -73,8 +73,9 @@ def expected_trials(sweep_dir: Path) -> int | None:
     path = sweep_dir / "multirun.yaml"
     if not path.is_file():
         return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from optsweep.sweep.grid import grid_jobs
 
     config = OmegaConf.load(path)
     params = config.hydra.sweeper.get("params") or {}
@@ -82,7 +83,7 @@ def expected_trials(sweep_dir: Path) -> int | None:
     overrides = [f"{k}={v}" for k, v in params.items()]
     overrides += OmegaConf.to_container(config.hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(overrides)
-    return len(BasicSweeper.split_arguments(parsed, None)[0])
+    return len(grid_jobs(parsed, config.hydra.sweeper.get("settings")))
 
 
 @dataclass
