@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from optsweep.errors import UserError, exit_with
-from optsweep.report.trials import Trial, higher_is_better, read_trials
+from optsweep.report.trials import Group, Trial, higher_is_better, read_trials
 from optsweep.results import RANKED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +42,8 @@ CIFAR_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset"
 MIN_EPOCHS, REDUCTION_FACTOR = 1, 3
 # The grid's axes; a setting is one value of each.
 AXES = ("optimizer", "lr")
-OCR_DIGITS = ["data.charset=0123456789", "data.min_len=3", "data.max_len=5", "data.width=96"]
+# The embedded generator cut to digits, 3 to 5 on a 96 px line (sizes below replace its own).
+OCR_DIGITS = ["experiment=ocr_digits"]
 CIFAR = ["data=image_folder", f"data.root={CIFAR_SUBSET}", "model=simple_cnn", "batch_size=64"]
 
 
@@ -134,20 +134,6 @@ def epochs_trained(trials: list[Trial]) -> int:
     return sum(t.result.get("epochs_completed", 0) for t in trials)
 
 
-@dataclass
-class Spread:
-    values: list[float]  # the setting's final metric, one per seed that completed
-    seeds: int  # seeds run
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values)
-
-    @property
-    def std(self) -> float:
-        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
-
-
 def bench_task(task: str, scale: Scale, metric: str, prune: list[str]) -> dict:
     base = OUT / "pruning" / task
     shutil.rmtree(base, ignore_errors=True)
@@ -180,7 +166,7 @@ def bench_task(task: str, scale: Scale, metric: str, prune: list[str]) -> dict:
         sweep(sweep_dir, [*common, *name.split(), f"seed={scale.seeds}"])
         values = [v for v, s in full_rank if s == name]
         values += [v for v, _ in ranked(read_trials(sweep_dir), metric)]
-        spreads[name] = Spread(values, seeds=1 + len(scale.seeds.split(",")))
+        spreads[name] = Group(name, trials=[], values=values)  # mean, std over seeds
 
     return {
         "task": task,
@@ -261,11 +247,12 @@ def table(rows: list[dict], metric: str, scale: Scale, prune: list[str], run: di
         "| task | setting | seeds completed | mean | std | values |",
         "|---|---|---|---|---|---|",
     ]
+    runs = 1 + len(scale.seeds.split(","))  # the grid's trial and the extra seeds
     for r in rows:
         for name, s in r["spreads"].items():
             values = ", ".join(f"{v:.4g}" for v in s.values)
             lines.append(
-                f"| {r['task']} | {name} | {len(s.values)}/{s.seeds} | {s.mean:.4g} | "
+                f"| {r['task']} | {name} | {len(s.values)}/{runs} | {s.mean:.4g} | "
                 f"{s.std:.3g} | {values} |"
             )
     lines += [
