@@ -19,7 +19,6 @@ A study YAML:
 """
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,25 +26,17 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from optsweep.errors import UserError
+from optsweep.sweep.grid import quoted
 
 STUDY_FIELDS = ("overrides", "stages", "dir")
 STAGE_FIELDS = ("overrides", "grid", "carry", "top")
 AROUND_FIELDS = ("around", "points", "factor")
 # Overrides that choose where trials run, not what they train: a re-run may change them.
 PLACEMENT = ("hydra/launcher", "hydra.launcher")
-# Characters a Hydra override value may hold unquoted (what a grid value normally is).
-PLAIN = re.compile(r"[\w.+\-/:@]*")
 
 
 def key_of(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
-
-
-def quoted(value: str, always: bool = False) -> str:
-    """A value as one Hydra override value: a comma, `=` or space in it must not split it."""
-    if PLAIN.fullmatch(value) and not always:
-        return value
-    return "'" + value.replace("'", "\\'") + "'"
 
 
 def text(value) -> str:

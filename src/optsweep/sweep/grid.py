@@ -7,10 +7,22 @@ setting is crossed with every job of the product, and its overrides name the tri
 any typed override. The grid sweeper runs these jobs and the report counts them from here.
 """
 
+import re
+
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.types import Override
 
 from optsweep.errors import UserError
+
+# Characters a Hydra override value may hold unquoted (what a grid value normally is).
+PLAIN = re.compile(r"[\w.+\-/:@]*")
+
+
+def quoted(value: str, always: bool = False) -> str:
+    """A value as one Hydra override value: a comma, `=` or space in it must not split it."""
+    if PLAIN.fullmatch(value) and not always:
+        return value
+    return "'" + value.replace("'", "\\'") + "'"
 
 
 def _key(override: str) -> str:

@@ -24,6 +24,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import DictConfig, OmegaConf
 
 from optsweep.results import FAILED, RUNNING, mark_failed, status_of
+from optsweep.sweep.grid import quoted
 from optsweep.sweep.trial import finished
 from optsweep.sweep.trial_dirs import trial_subdirs
 from optsweep.validate import positive_int
@@ -71,11 +72,6 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _quoted(value: str) -> str:
-    """A path as one Hydra override value: a comma or `=` in it must not split it."""
-    return "'" + value.replace("'", "\\'") + "'"
-
-
 # Trials at once on a CPU-only machine unless n_jobs says otherwise: on a 2-core machine a
 # 2x2 OCR grid took 74 s with 2 trials of 1 thread each, 89 s one after another with 2.
 CPU_JOBS = 2
@@ -109,7 +105,7 @@ def _start(trial: Trial, gpu: str | None, threads: int, hydra_args: list[str]) -
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu or "")
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     command = [sys.executable, "-m", "optsweep.train", "-m", *trial.overrides, *hydra_args]
-    command.append(f"hydra.sweep.subdir={_quoted(trial.subdir)}")
+    command.append(f"hydra.sweep.subdir={quoted(trial.subdir, always=True)}")
     trial.dir.mkdir(parents=True, exist_ok=True)
     parent = os.getpid()
     with open(trial.dir / LOG_FILE, "ab") as output:
@@ -224,7 +220,11 @@ def launch(
     log.info("%d trials to run, %d at a time, in %s", len(todo), len(places), sweep_dir)
     typed = OmegaConf.to_container(config.hydra.overrides.hydra)  # as typed, not resolved
     inherited = [o for o in typed if not o.lstrip("+~").startswith(NOT_INHERITED)]
-    hydra_args = [*inherited, f"hydra.sweep.dir={_quoted(str(sweep_dir))}", *CHILD_HYDRA_OVERRIDES]
+    hydra_args = [
+        *inherited,
+        f"hydra.sweep.dir={quoted(str(sweep_dir), always=True)}",
+        *CHILD_HYDRA_OVERRIDES,
+    ]
     run_trials(todo, places, hydra_args)
     return [
         # A trial's own outcome (failed, diverged, ...) is in its result.json; a failed
