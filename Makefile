@@ -39,11 +39,15 @@ test: install
 chaos: install
 	$(PY) tests/chaos.py 24
 
-# The pruning benchmark: the same grids with and without prune=asha, side by side, on the
-# embedded OCR task and ../shared/data/cifar10-subset (bench/pruning.py; about 30 min on a
-# 2-core CPU). ARGS="--quick" for a smoke run, ARGS="--task ocr" for one task.
+# The benchmarks, each a script in bench/ writing its table to outputs/bench/<name>.md:
+#   pruning     the same grids with and without prune=asha, on the embedded OCR task and
+#               ../shared/data/cifar10-subset (about 60 min on a 2-core CPU)
+#   optimizers  adam, sgd, muon, schedulefree_adamw, prodigy, lion and sam on the CIFAR-10
+#               subset, each at its best LR, over 3 seeds (about 40 min)
+# `make bench` runs them all; `make bench BENCH=pruning ARGS="--quick"` runs one.
+BENCH ?= pruning optimizers
 bench: install
-	$(PY) bench/pruning.py $(ARGS)
+	for name in $(BENCH); do $(PY) bench/$$name.py $(ARGS) || exit 1; done
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -19,20 +19,18 @@ finished trials would skip them and measure nothing.
 import argparse
 import math
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
+
+from sweeps import ROOT, cpu_name, sweep
 
 from optsweep.errors import UserError, exit_with
 from optsweep.report.trials import Group, Trial, higher_is_better, read_trials
 from optsweep.results import RANKED
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "outputs" / "bench"
 # Where CI puts the shared data: beside the repository.
 CIFAR_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset"
@@ -94,28 +92,6 @@ QUICK = Scale(
         "cifar": Task([*CIFAR, "data.image_size=8"], epochs=3, min_epochs=1),
     },
 )
-
-
-def sweep(sweep_dir: Path, overrides: list[str]) -> float:
-    """Runs one real sweep into `sweep_dir` (its output in <sweep_dir>.log); its wall seconds."""
-    sweep_dir.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "train.py",
-        "-m",
-        "hydra/launcher=local",
-        f"hydra.sweep.dir={sweep_dir}",
-        "trainer.enable_progress_bar=false",
-        *overrides,
-    ]
-    log = sweep_dir.parent / f"{sweep_dir.name}.log"
-    start = time.monotonic()
-    with open(log, "w") as out:
-        done = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    seconds = time.monotonic() - start
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(command)} exited {done.returncode}; see {log}")
-    return seconds
 
 
 def setting(trial: Trial) -> str:
@@ -209,14 +185,6 @@ def judge(winner: str, pruned_winner: str | None, spreads: dict, metric: str) ->
         f"{'within' if inside else 'OUTSIDE'} the seed spread: mean {p.mean:.4g} vs "
         f"{w.mean:.4g} ± {w.std:.3g}"
     )
-
-
-def cpu_name() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or platform.machine()
-    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
 
 
 # The issue's target: pruning trains at most this share of the full grid's epochs.

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from optsweep.errors import UserError
-from optsweep.sweep.grid import quoted
+from optsweep.sweep.grid import quoted, settings_override
 
 STUDY_FIELDS = ("overrides", "stages", "dir")
 STAGE_FIELDS = ("overrides", "grid", "carry", "top")
@@ -72,11 +72,7 @@ class StageSweep:
             f"{k}={','.join(quoted(v) for v in values)}" for k, values in self.grid.items()
         ]
         if self.settings:
-            lists = ",".join(
-                "[" + ",".join(quoted(o, always=True) for o in setting) + "]"
-                for setting in self.settings
-            )
-            overrides.append(f"hydra.sweeper.settings=[{lists}]")
+            overrides.append(settings_override(self.settings))
         return overrides
 
     def trained(self) -> list[str]:

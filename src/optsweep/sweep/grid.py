@@ -25,6 +25,14 @@ def quoted(value: str, always: bool = False) -> str:
     return "'" + value.replace("'", "\\'") + "'"
 
 
+def settings_override(settings: list[list[str]]) -> str:
+    """The `hydra.sweeper.settings=[[...],[...]]` override that runs exactly these settings."""
+    lists = ",".join(
+        "[" + ",".join(quoted(o, always=True) for o in setting) + "]" for setting in settings
+    )
+    return f"hydra.sweeper.settings=[{lists}]"
+
+
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 

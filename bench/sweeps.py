@@ -1,0 +1,39 @@
+"""What the benchmarks share: a real sweep run as a user runs it, and the machine it ran on."""
+
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sweep(sweep_dir: Path, overrides: list[str]) -> float:
+    """Runs one real sweep into `sweep_dir` (its output in <sweep_dir>.log); its wall seconds."""
+    sweep_dir.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "hydra/launcher=local",
+        f"hydra.sweep.dir={sweep_dir}",
+        "trainer.enable_progress_bar=false",
+        *overrides,
+    ]
+    log = sweep_dir.parent / f"{sweep_dir.name}.log"
+    start = time.monotonic()
+    with open(log, "w") as out:
+        done = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - start
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(command)} exited {done.returncode}; see {log}")
+    return seconds
+
+
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
