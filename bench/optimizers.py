@@ -55,6 +55,8 @@ ENTRIES = {
     "lion": Entry(["optimizer=lion"], ["3e-5", "1e-4", "3e-4", "1e-3"]),
     "sam(sgd)": Entry(["optimizer=sam"], ["1e-2", "3e-2", "1e-1", "3e-1"]),
 }
+
+
 # simple_cnn on the 4.7k-image subset at 16x16 pixels, a quarter of the compute of 32x32: at
 # 32x32 an epoch takes about 20 s on one of this machine's cores, and the 46 trials would take
 # over an hour.
