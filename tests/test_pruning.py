@@ -3,6 +3,7 @@ basic, local and submitit_local launchers that prune, survive kills and re-runs,
 their slots at once. Real subprocesses, real Optuna journal in the sweep dir."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,8 +165,8 @@ def test_a_process_killed_holding_the_store_lock_leaves_the_store_usable(tmp_pat
 @pytest.mark.slow
 def test_a_pruned_sweep_under_the_basic_launcher_survives_a_kill_and_a_rerun(tmp_path):
     sweep = tmp_path / "sweep"
-    # lr=1e-2 trains first (the grid's order) and the whole sweep is killed at the start of its
-    # third epoch, after it passed the rung after 1 epoch.
+    # lr=1e-2 trains first (the shuffled order keeps it first) and the whole sweep is killed at
+    # the start of its third epoch, after it passed the rung after 1 epoch.
     kill = ["+callbacks.killer._target_=killer.KillAtEpoch", "+callbacks.killer.epoch=2"]
     kill += ["+callbacks.killer.lr=0.01"]
     command = [*PRUNED_SWEEP, "hydra/launcher=basic", "lr=1e-2,1e-6,1e-7", *kill]
@@ -176,6 +177,9 @@ def test_a_pruned_sweep_under_the_basic_launcher_survives_a_kill_and_a_rerun(tmp
     assert killed["status"] == "running" and killed["epochs_completed"] == 2
 
     second = run_cli(command, tmp_path)
+    # The trials start in prune.order=shuffled, not as typed (launch_order).
+    launched = re.findall(r"#\d+ : (?:.* )?lr=(\S+)", second.stdout + second.stderr)
+    assert launched == ["0.01", "1e-07", "1e-06"], launched
     after = by_lr(sweep)
     best = after[1e-2]
     # The best trial survived, continued from its checkpoint in the same Optuna trial, with the
@@ -217,7 +221,7 @@ def test_a_pruned_trial_frees_its_local_slot_and_a_killed_sweep_keeps_its_decisi
     pause = ["+callbacks.pause._target_=killer.PauseAtEpoch", "+callbacks.pause.epoch=2"]
     pause += [f"+callbacks.pause.until={go}", "+callbacks.pause.lr=0.01"]
     command = [*PRUNED_SWEEP, "hydra/launcher=local", "hydra.launcher.n_jobs=2"]
-    command += ["lr=1e-2,1e-6,1e-7,1e-8", *pause, f"hydra.sweep.dir={sweep}"]
+    command += ["lr=1e-2,1e-6,1e-7,1e-8", "prune.order=typed", *pause, f"hydra.sweep.dir={sweep}"]
     proc = start_cli(command, tmp_path, tmp_path / "first.txt", start_new_session=True)
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline:

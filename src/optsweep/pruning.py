@@ -20,6 +20,7 @@ import fcntl
 import logging
 import math
 import os
+import random
 import statistics
 from pathlib import Path
 
@@ -210,6 +211,21 @@ def cut_at(study, pruner, frozen, epochs: int) -> str:
         kept = max(len(values) // pruner._reduction_factor, 1)
         return f"{values[kept - 1]:.4g} (the top {kept} of {len(values)} trials at this rung)"
     return "of the pruner"
+
+
+def launch_order(prune: DictConfig, jobs: list[list[str]]) -> list[list[str]]:
+    """A pruned grid's jobs in a fixed random order (`prune.order=shuffled`), the order ASHA
+    assumes. A trial goes on at a rung when it is in the top 1/eta of the trials that reached
+    the rung before it, so the first ones there face few rivals. In a grid typed in increasing
+    LR, each trial tends to beat the ones before it and nearly all go on: replayed on the
+    recorded curves of bench/pruning.py's OCR grid (27 epochs, first rung after 3), ASHA kept
+    62% of the epochs in the typed order against a median of 32% over 200 shuffled orders."""
+    if not prune.get("pruner") or prune.order == "typed":
+        return jobs
+    shuffled = list(jobs)
+    random.Random(0).shuffle(shuffled)  # the same order on a re-run
+    log.info("prune: the %d trials start in a shuffled order (prune.order=shuffled)", len(jobs))
+    return shuffled
 
 
 def note_schedules(prune: DictConfig, jobs: list[list[str]]) -> None:

@@ -112,6 +112,7 @@ def _check_prune(prune: DictConfig) -> None:
     if not prune.get("pruner"):
         return
     positive_int("prune.min_epochs", prune.min_epochs)
+    _one_of("prune.order", prune.order, ("shuffled", "typed"))
     factor = prune.get("reduction_factor", 2)
     if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
         raise UserError(f"prune.reduction_factor must be an integer >= 2, got {factor!r}")

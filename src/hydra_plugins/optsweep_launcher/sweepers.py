@@ -22,7 +22,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from optsweep.errors import UserError, exit_with
-from optsweep.pruning import note_schedules
+from optsweep.pruning import launch_order, note_schedules
 from optsweep.sweep.grid import grid_jobs
 from optsweep.sweep.trial_dirs import refuse_shared, trial_subdirs
 from optsweep.validate import check_sweep
@@ -54,7 +54,7 @@ class GridSweeper(BasicSweeper):
         self.settings = [list(setting) for setting in settings or []]
 
     def split_arguments(self, overrides, max_batch_size):  # what BasicSweeper.sweep runs
-        jobs = grid_jobs(overrides, self.settings)
+        jobs = launch_order(self.config.prune, grid_jobs(overrides, self.settings))
         return list(self.split_overrides_to_chunks(jobs, max_batch_size))
 
     def sweep(self, arguments: list[str]):
