@@ -79,6 +79,18 @@ CASES = {
         ["mode=lr_find", "lr_find.min_lr=1", "lr_find.max_lr=0.1"],
         "lr_find.min_lr (1) must be below lr_find.max_lr (0.1)",
     ),
+    "muon's adamw_lr under onecycle": (
+        ["optimizer=muon", "optimizer.adamw_lr=0.01", "scheduler=onecycle"],
+        "optimizer.adamw_lr cannot be kept by a scheduler with one peak LR",
+    ),
+    "wsd decay longer than the run": (
+        ["scheduler=wsd", "scheduler.scheduler.decay_fraction=1.5"],
+        "decay_fraction must be in [0, 1], got 1.5",
+    ),
+    "wsd decay of no known shape": (
+        ["scheduler=wsd", "scheduler.scheduler.decay=step"],
+        "scheduler.scheduler.decay must be one of linear, cosine, got 'step'",
+    ),
     "switch after the run": (["optimizer=adam_to_sgd", "epochs=3"], "would never switch"),
     "divergence factor 0": (["divergence.factor=0"], "divergence.factor must be a positive"),
     "stall tolerance 1": (["stall.tolerance=1"], "stall.tolerance must be in [0, 1)"),

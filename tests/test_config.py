@@ -64,7 +64,7 @@ def test_every_scheduler_config_carries_its_interval(name, tmp_path):
         assert scheduler is None
     else:
         assert scheduler["interval"] == cfg["interval"]
-    if name == "onecycle":
+    if name in ("onecycle", "wsd"):
         assert scheduler["scheduler"].total_steps == 100  # filled from the trainer
     if name == "cosine":
         assert scheduler["scheduler"].T_max == 100

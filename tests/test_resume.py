@@ -33,6 +33,10 @@ TASKS = {
     + ["scheduler=step", "scheduler.scheduler.step_size=1", "test=false"],
     "adam_to_sgd not yet": [*TINY_OCR, "optimizer=adam_to_sgd", "optimizer.switch_epoch=3"]
     + ["scheduler=cosine", "test=false"],
+    # Muon and AdamW halves at their own LRs; WSD decays from step 6, where the kill falls
+    # (its state leaves the run's length to the config: the same here, so nothing changes).
+    "muon + wsd": [*TINY_OCR, "optimizer=muon", "optimizer.adamw_lr=0.003", "scheduler=wsd"]
+    + ["scheduler.scheduler.decay_fraction=0.5", "test=false"],
     # Random crops and flips draw from the global RNG, so RNG state must be restored too.
     "image_folder": [
         "data=image_folder",

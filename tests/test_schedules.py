@@ -24,16 +24,22 @@ def run_schedule(tmp_path, scheduler: str, epochs: int, *extra: str) -> list[flo
 T = 2 * STEPS_PER_EPOCH
 MIN_LR = 0.002
 PER_STEP = {
-    "cosine": lambda t: MIN_LR + (LR - MIN_LR) * (1 + math.cos(math.pi * t / T)) / 2,
-    "linear": lambda t: LR * (1 - t / T),
-    "polynomial": lambda t: LR * (1 - t / T) ** 2,
+    "cosine": ([], lambda t: MIN_LR + (LR - MIN_LR) * (1 + math.cos(math.pi * t / T)) / 2),
+    "linear": ([], lambda t: LR * (1 - t / T)),
+    "polynomial": ([], lambda t: LR * (1 - t / T) ** 2),
+    # Constant for the first half, then linear to MIN_LR, reached after the last step.
+    "wsd": (
+        ["scheduler.scheduler.decay_fraction=0.5"],
+        lambda t: LR if t < T / 2 else MIN_LR + (LR - MIN_LR) * (1 - (t - T / 2) / (T / 2)),
+    ),
 }
 
 
 @pytest.mark.parametrize("scheduler", PER_STEP)
 def test_per_step_schedules_follow_their_formula(tmp_path, scheduler):
-    lrs = run_schedule(tmp_path, scheduler, 2, f"min_lr={MIN_LR}")
-    expected = [PER_STEP[scheduler](t) for t in range(T)]
+    extra, formula = PER_STEP[scheduler]
+    lrs = run_schedule(tmp_path, scheduler, 2, f"min_lr={MIN_LR}", *extra)
+    expected = [formula(t) for t in range(T)]
     assert lrs == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
 

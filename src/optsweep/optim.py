@@ -45,7 +45,9 @@ def build_optimizer(
     `torch.load(weights_only=True)`.
     """
     factory = instantiate(optimizer_cfg, _convert_="all")
-    return factory(weight_decay_groups(model, decay_1d))
+    # An optimizer that splits the model its own way (muon.py) says how.
+    groups_for = getattr(factory.func, "param_groups_for", weight_decay_groups)
+    return factory(groups_for(model, decay_1d))
 
 
 # Scheduler arguments left null in the config and filled from the trainer, because only the

@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 from optsweep.errors import UserError
 from optsweep.lr_scaling import RULES, lr_scale
 from optsweep.module import MODULES
+from optsweep.wsd import DECAYS
 
 MODES = ("train", "lr_find")
 
@@ -50,6 +51,13 @@ def _check_lr_knobs(cfg: DictConfig) -> None:
         raise UserError(
             f"min_lr must be >= 0 and below the LR ({cfg.effective_lr}), got min_lr={cfg.min_lr!r}"
         )
+    if cfg.optimizer.get("adamw_lr") is not None:  # optimizer=muon
+        _positive_number("optimizer.adamw_lr", cfg.optimizer.adamw_lr)
+        if "max_lr" in (cfg.scheduler.scheduler or {}):
+            raise UserError(
+                "optimizer.adamw_lr cannot be kept by a scheduler with one peak LR for all "
+                "param groups (max_lr): leave it null, or pick another scheduler"
+            )
     if "switch_epoch" in cfg.optimizer:  # optimizer=adam_to_sgd
         _positive_number("optimizer.sgd_lr", cfg.optimizer.sgd_lr)
         switch = cfg.optimizer.switch_epoch
@@ -73,6 +81,15 @@ def _check_warmup(cfg: DictConfig) -> None:
     factor = cfg.warmup_start_factor
     if not _is_number(factor) or not 0 < factor <= 1:
         raise UserError(f"warmup_start_factor must be in (0, 1], got {factor!r}")
+
+
+def _check_wsd(scheduler: DictConfig) -> None:
+    if not scheduler or "decay_fraction" not in scheduler:
+        return
+    fraction = scheduler.decay_fraction
+    if not _is_number(fraction) or not 0 <= fraction <= 1:
+        raise UserError(f"scheduler.scheduler.decay_fraction must be in [0, 1], got {fraction!r}")
+    _one_of("scheduler.scheduler.decay", scheduler.decay, tuple(DECAYS))
 
 
 def _check_lr_find(settings: DictConfig) -> None:
@@ -133,6 +150,7 @@ def check_knobs(cfg: DictConfig) -> None:
     positive_int("epochs", cfg.epochs)
     _check_lr_knobs(cfg)
     _check_warmup(cfg)
+    _check_wsd(cfg.scheduler.scheduler)
     _check_guards(cfg)
     check_sweep(cfg)
     _non_negative_int("seed", cfg.seed)
