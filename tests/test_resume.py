@@ -33,6 +33,10 @@ TASKS = {
     + ["scheduler=step", "scheduler.scheduler.step_size=1", "test=false"],
     "adam_to_sgd not yet": [*TINY_OCR, "optimizer=adam_to_sgd", "optimizer.switch_epoch=3"]
     + ["scheduler=cosine", "test=false"],
+    # Schedule-free: each checkpoint holds the averaged weights x, the next epoch trains from y
+    # rebuilt from them; the resumed run must switch exactly where the uninterrupted one did.
+    "schedulefree_adamw": [*TINY_OCR, "optimizer=schedulefree_adamw", "warmup_steps=8"]
+    + ["test=false"],
     # Random crops and flips draw from the global RNG, so RNG state must be restored too.
     "image_folder": [
         "data=image_folder",
