@@ -1,6 +1,7 @@
 """Callbacks (and a logger) the tests inject through the config, e.g.
-`+callbacks.killer._target_=killer.KillAtEpoch`: faults at known points, and a probe."""
+`+callbacks.killer._target_=killer.KillAtEpoch`: faults at known points, and probes."""
 
+import json
 import os
 import signal
 import tempfile
@@ -147,3 +148,62 @@ class PauseAtEpoch(pl.Callback):
         if trainer.current_epoch == self.epoch and fresh and _chosen(pl_module, self.lr):
             while not self.until.exists():
                 time.sleep(0.05)
+
+
+class AveragedWeightsProbe(pl.Callback):
+    """For a schedule-free optimizer, in a fit in the test's own process: at each epoch's last
+    training step the weights it trained at (y, the parameters) and the average it promises (x,
+    from its state: y = (1 - beta) z + beta x, so x = (y - (1 - beta) z) / beta); the LR each
+    step used (its `scheduled_lr`); the weights of every checkpoint as Lightning built it; and
+    the weights the fit ends with."""
+
+    trained: list[dict] = []
+    averaged: list[dict] = []
+    step_lrs: list[float] = []
+    saved: list[tuple[int, dict]] = []
+    at_end: dict = {}
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.trained, cls.averaged, cls.step_lrs, cls.saved, cls.at_end = [], [], [], [], {}
+
+    @staticmethod
+    def _parameters(pl_module: pl.LightningModule) -> dict[str, torch.Tensor]:
+        return {name: p.detach().clone() for name, p in pl_module.named_parameters()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        optimizer = trainer.optimizers[0]
+        AveragedWeightsProbe.step_lrs.append(optimizer.param_groups[0]["scheduled_lr"])
+        if batch_idx + 1 < trainer.num_training_batches:
+            return
+        y = self._parameters(pl_module)
+        z = {name: optimizer.state[p]["z"] for name, p in pl_module.named_parameters()}
+        group = optimizer.param_groups[0]
+        beta = group["momentum"] if "momentum" in group else group["betas"][0]
+        AveragedWeightsProbe.trained.append(y)
+        AveragedWeightsProbe.averaged.append(
+            {name: (y[name] - (1 - beta) * z[name]) / beta for name in y}
+        )
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        weights = {name: checkpoint["state_dict"][name].clone() for name in self.trained[-1]}
+        AveragedWeightsProbe.saved.append((trainer.current_epoch, weights))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        AveragedWeightsProbe.at_end = self._parameters(pl_module)
+
+
+class StepSizeProbe(pl.Callback):
+    """Writes `step_sizes.json` into the run dir: the `lr` and, where the optimizer keeps one,
+    the `d` of each optimizer step, read right before the optimizer uses them."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        group = optimizer.param_groups[0]
+        self.steps.append({"step": trainer.global_step, "lr": group["lr"], "d": group.get("d")})
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        path = Path(trainer.default_root_dir) / "step_sizes.json"
+        path.write_text(json.dumps(self.steps))

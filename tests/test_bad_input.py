@@ -99,6 +99,11 @@ CASES = {
     "height the CRNN cannot take": (["data.height=40"], "got data.height=40: use e.g. data.h"),
     "report metric nobody logs": (["report.metric=val/acx"], "ocr trials log: train/mean_loss,"),
     "pruning a single run": (["prune=asha"], "prune compares the trials of a sweep: run it"),
+    "schedule-free with a schedule": (
+        ["optimizer=schedulefree_sgd", "scheduler=cosine"],
+        "schedulefree.SGDScheduleFree averages its iterates instead of following an LR schedule: "
+        "use scheduler=none",
+    ),
 }
 
 

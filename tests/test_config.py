@@ -44,7 +44,8 @@ def test_every_optimizer_config_builds_its_optimizer(name, tmp_path):
     model = torch.nn.Linear(3, 2)
     optimizer = build_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True), model)
     assert optimizer.param_groups[0]["lr"] == 0.01
-    assert type(optimizer).__name__.lower().replace("_", "") == name.replace("_", "")
+    # The name's words are the class's, in any order (schedulefree_adamw: AdamWScheduleFree).
+    assert all(word in type(optimizer).__name__.lower() for word in name.split("_"))
     # Its state goes into checkpoints, which must load the safe way.
     model(torch.ones(4, 3)).sum().backward()
     optimizer.step()

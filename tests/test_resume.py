@@ -37,6 +37,10 @@ TASKS = {
     # (its state leaves the run's length to the config: the same here, so nothing changes).
     "muon + wsd": [*TINY_OCR, "optimizer=muon", "optimizer.adamw_lr=0.003", "scheduler=wsd"]
     + ["scheduler.scheduler.decay_fraction=0.5", "test=false"],
+    # Schedule-free: each checkpoint holds the averaged weights x, the next epoch trains from y
+    # rebuilt from them; the resumed run must switch exactly where the uninterrupted one did.
+    "schedulefree_adamw": [*TINY_OCR, "optimizer=schedulefree_adamw", "warmup_steps=8"]
+    + ["test=false"],
     # Random crops and flips draw from the global RNG, so RNG state must be restored too.
     "image_folder": [
         "data=image_folder",

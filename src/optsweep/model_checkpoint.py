@@ -8,6 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 
+from optsweep import schedule_free
 from optsweep.durable import remove_temp_files
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,12 @@ class ModelCheckpoint(pl.callbacks.ModelCheckpoint):
         # the best epoch. Skipped when this step is already saved (top-k and last together).
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        # A schedule-free optimizer's averaged weights (schedule_free.py), also for a save with no
+        # validation before it: Lightning collects the state_dict before any on_save_checkpoint.
+        schedule_free.eval_mode(trainer.optimizers)
+        super()._save_checkpoint(trainer, filepath)
 
     def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         # Lightning deletes the old best file right after writing the new one, before last.ckpt:

@@ -12,8 +12,10 @@ from torch import nn
 from torchmetrics import Accuracy, MeanMetric, MetricCollection
 from torchmetrics.text import CharErrorRate
 
+from optsweep import schedule_free
 from optsweep.adam_to_sgd import switch_if_due
 from optsweep.data.ocr_text import Charset
+from optsweep.lr_free import step_size
 from optsweep.optim import build_optimizer, build_scheduler, describe_groups
 from optsweep.rng import collect_rng_states, restore_rng_states
 from optsweep.warmup import Warmup, lr_multiplied
@@ -86,10 +88,31 @@ class TaskModule(pl.LightningModule):
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         # Warmup scales the scheduled LR only for the step itself (see warmup.py). The LR
-        # logged is the one this step used, so metrics.csv shows what the model got.
+        # logged is the one this step used (d * lr for an LR-free optimizer, lr_free.py), so
+        # metrics.csv shows what the model got.
         with lr_multiplied(optimizer, self.warmup.factor(self.trainer.global_step)):
-            self.log("train/lr", optimizer.param_groups[0]["lr"], prog_bar=True)
+            self.log("train/lr", step_size(optimizer), prog_bar=True)
             optimizer.step(closure=optimizer_closure)
+
+    # Schedule-free optimizers train at y and evaluate x (schedule_free.py): y only while
+    # training batches run; validation, test, predict and the weights fit ends with are x.
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        schedule_free.train_mode(self.trainer.optimizers)
+
+    def on_validation_model_eval(self) -> None:
+        super().on_validation_model_eval()
+        schedule_free.eval_mode(self.trainer.optimizers)
+
+    def on_test_model_eval(self) -> None:
+        super().on_test_model_eval()
+        schedule_free.eval_mode(self.trainer.optimizers)
+
+    def on_predict_model_eval(self) -> None:
+        super().on_predict_model_eval()
+        schedule_free.eval_mode(self.trainer.optimizers)
+
+    def on_train_end(self) -> None:
+        schedule_free.eval_mode(self.trainer.optimizers)
 
     def _evaluate(self, batch, stage: str) -> None:
         outputs = self(batch[0])

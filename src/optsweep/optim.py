@@ -7,6 +7,8 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
+from optsweep import schedule_free
+
 
 def weight_decay_groups(model: torch.nn.Module, decay_1d: bool) -> list[dict]:
     """Parameter groups: by default biases and normalisation weights (every 1-D parameter) get
@@ -35,6 +37,19 @@ def describe_groups(optimizer: torch.optim.Optimizer) -> list[dict]:
     ]
 
 
+# Keys Hydra's instantiate reads itself; every other `_name_` key of an optimizer config is a
+# trait the rest of optsweep reads (`_lr_free_`, `_schedule_free_`), not a constructor argument.
+HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
+
+
+def constructor_cfg(optimizer_cfg: dict) -> dict:
+    return {
+        key: value
+        for key, value in optimizer_cfg.items()
+        if key in HYDRA_KEYS or not (key.startswith("_") and key.endswith("_"))
+    }
+
+
 def build_optimizer(
     optimizer_cfg: dict, model: torch.nn.Module, decay_1d: bool = False
 ) -> torch.optim.Optimizer:
@@ -44,10 +59,14 @@ def build_optimizer(
     which it would keep in its param_groups and so in every checkpoint, where they break
     `torch.load(weights_only=True)`.
     """
-    factory = instantiate(optimizer_cfg, _convert_="all")
+    factory = instantiate(constructor_cfg(optimizer_cfg), _convert_="all")
     # An optimizer that splits the model its own way (muon.py) says how.
     groups_for = getattr(factory.func, "param_groups_for", weight_decay_groups)
-    return factory(groups_for(model, decay_1d))
+    optimizer = factory(groups_for(model, decay_1d))
+    # A schedule-free optimizer starts in train mode, as a plain training loop expects (its step
+    # refuses eval mode); in a fit, schedule_free.py switches it from here on.
+    schedule_free.train_mode([optimizer])
+    return optimizer
 
 
 # Scheduler arguments left null in the config and filled from the trainer, because only the

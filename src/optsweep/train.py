@@ -26,6 +26,7 @@ from optsweep.errors import UserError, exit_with, user_errors_unwrapped
 from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
 from optsweep.loggers import ContinueLogs
 from optsweep.lr_find import find_lr, report
+from optsweep.lr_free import is_lr_free
 from optsweep.lr_scaling import register_resolver as register_lr_resolver
 from optsweep.module import MODULES
 from optsweep.result_writer import ResultWriter
@@ -113,6 +114,7 @@ def fit(cfg: DictConfig) -> dict:
     remove_temp_files(output_dir)  # of result.json or metrics.csv, left by a kill mid-write
     choices = {g: hydra_cfg.runtime.choices.get(g) for g in GROUPS}
     choices |= {k: cfg[k] for k in KNOBS_IN_RESULT}
+    choices["lr_free"] = is_lr_free(cfg.optimizer)  # the report reads its lr as a multiplier
     writer = ResultWriter(str(output_dir), list(hydra_cfg.overrides.task), choices)
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     guards = [

@@ -68,6 +68,18 @@ def _check_lr_knobs(cfg: DictConfig) -> None:
             )
 
 
+def _check_schedule_free(cfg: DictConfig) -> None:
+    """A schedule-free optimizer's averaging is its schedule: another one on top would make the
+    run neither schedule-free nor the schedule's (warmup is fine: a factor inside the step)."""
+    scheduler = cfg.scheduler.get("scheduler")
+    if cfg.optimizer.get("_schedule_free_") and scheduler is not None:
+        raise UserError(
+            f"{cfg.optimizer._target_} averages its iterates instead of following an LR schedule: "
+            f"use scheduler=none (and warmup_steps or warmup_epochs for a warmup), "
+            f"not {scheduler._target_}"
+        )
+
+
 def _check_warmup(cfg: DictConfig) -> None:
     _non_negative_int("warmup_steps", cfg.warmup_steps)
     _non_negative_int("warmup_epochs", cfg.warmup_epochs)
@@ -149,6 +161,7 @@ def check_knobs(cfg: DictConfig) -> None:
     positive_int("batch_size", cfg.batch_size)
     positive_int("epochs", cfg.epochs)
     _check_lr_knobs(cfg)
+    _check_schedule_free(cfg)
     _check_warmup(cfg)
     _check_wsd(cfg.scheduler.scheduler)
     _check_guards(cfg)

@@ -29,6 +29,11 @@ def _lr(trial: Trial) -> float | None:
     return float(lr) if isinstance(lr, int | float) and lr > 0 else None
 
 
+def _lr_free(trial: Trial) -> bool:
+    """An LR-free optimizer's `lr` multiplies the step size it estimates (result.json says so)."""
+    return bool(trial.choices.get("lr_free"))
+
+
 def _axes(title: str, xlabel: str, ylabel: str):
     axes = Figure(figsize=(7, 4.5)).subplots()
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
@@ -81,7 +86,11 @@ def lr_sensitivity(trials: list[Trial], metric: str, path: Path) -> Path:
     """Final `metric` against LR (log axis), one line per optimizer (mean over seeds); trials
     that diverged, stalled or failed are marked x on the top edge, where no value exists."""
     colours = _colours([_optimizer(t) for t in trials])
-    axes = _axes(f"LR sensitivity: final {metric} (x: no result)", "learning rate", metric)
+    free = {_optimizer(t) for t in trials if _lr_free(t)}
+    xlabel = "learning rate" if not free else "learning rate, or lr multiplier if LR-free"
+    if free and all(_lr_free(t) for t in trials):
+        xlabel = "lr multiplier (LR-free)"
+    axes = _axes(f"LR sensitivity: final {metric} (x: no result)", xlabel, metric)
     by_optimizer: dict[str, dict[float, list[float]]] = {}
     broken: list[tuple[str, float, str]] = []
     for trial in trials:
@@ -95,7 +104,8 @@ def lr_sensitivity(trials: list[Trial], metric: str, path: Path) -> Path:
     for name, values in sorted(by_optimizer.items()):
         lrs = sorted(values)
         means = [sum(values[lr]) / len(values[lr]) for lr in lrs]
-        axes.plot(lrs, means, marker="o", color=colours[name], label=name)
+        label = f"{name} (LR-free: lr multiplier)" if name in free else name
+        axes.plot(lrs, means, marker="o", color=colours[name], label=label)
     edge = axes.get_xaxis_transform()  # x in data, y in axes units: the top edge
     for name, lr, _ in broken:
         axes.plot(lr, 0.96, "x", color=colours[name], markersize=10, transform=edge)
@@ -118,17 +128,29 @@ def lr_sensitivity(trials: list[Trial], metric: str, path: Path) -> Path:
 
 def lr_schedules(trials: list[Trial], path: Path) -> Path:
     """The LR each optimizer step used, one line per scheduler (its first trial with a
-    metrics.csv), relative to that trial's effective lr, so schedules share one axis."""
+    metrics.csv), relative to that trial's effective lr, so schedules share one axis. An
+    LR-free optimizer's steps are d * lr, d its own estimate: one line per such optimizer and
+    scheduler, on a log axis of their own (right), since d spans decades."""
     axes = _axes("LR schedule applied, per optimizer step", "optimizer step", "LR / lr")
+    free_axes = None
     shown = set()
     for trial in trials:
         scheduler = str(trial.choices.get("scheduler", "?"))
+        key = f"{_optimizer(trial)}, {scheduler}" if _lr_free(trial) else scheduler
         steps, lr = trial.steps_lr(), trial.choices.get("effective_lr") or _lr(trial)
-        if scheduler in shown or not steps or not lr:
+        if key in shown or not steps or not lr:
             continue
-        shown.add(scheduler)
+        shown.add(key)
         x, y = zip(*steps, strict=True)
-        axes.plot(x, [v / lr for v in y], label=scheduler)
+        line = {"color": f"C{len(shown) - 1}"}  # one colour cycle over both axes
+        if _lr_free(trial):
+            if free_axes is None:
+                free_axes = axes.twinx()
+                free_axes.set(yscale="log", ylabel="LR-free: d * LR / lr (log)")
+            free_axes.plot(x, [v / lr for v in y], "--", label=f"{key} (right)", **line)
+        else:
+            axes.plot(x, [v / lr for v in y], label=key, **line)
     if shown:
-        axes.legend(title="scheduler", fontsize=8)
+        lines = axes.get_lines() + (free_axes.get_lines() if free_axes else [])
+        axes.legend(lines, [line.get_label() for line in lines], title="scheduler", fontsize=8)
     return _save(axes, path)

@@ -138,6 +138,18 @@ def _pruning_notes(trials: list[Trial]) -> list[str]:
     return notes
 
 
+def _lr_free_notes(trials: list[Trial]) -> list[str]:
+    """How to read an LR-free optimizer's `lr` (result.json `choices.lr_free`)."""
+    names = sorted({str(t.choices.get("optimizer")) for t in trials if t.choices.get("lr_free")})
+    if not names:
+        return []
+    return [
+        f"LR-free: {', '.join(names)}. Their lr multiplies the step size they estimate "
+        "(d * lr, logged as train/lr), 1 by default: their LR-sensitivity line is over that "
+        "multiplier, not over an LR comparable with the other optimizers'."
+    ]
+
+
 def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Path:
     sweep_dir = Path(sweep_dir)
     trials = read_trials(sweep_dir)
@@ -174,6 +186,7 @@ def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Path:
             f"Incomplete: {len(trials)} of the {expected} trials the sweep asks for have started."
         )
     intro += _pruning_notes(trials)
+    intro += _lr_free_notes(trials)
     still = [t for t in trials if t.status in UNFINISHED or t.status == NO_RESULT]
     if still:
         intro.append(f"{len(still)} trial(s) have no final result yet (running or interrupted).")
