@@ -87,6 +87,12 @@ CASES = {
     "height the CRNN cannot take": (["data.height=40"], "got data.height=40: use e.g. data.h"),
     "report metric nobody logs": (["report.metric=val/acx"], "ocr trials log: train/mean_loss,"),
     "pruning a single run": (["prune=asha"], "prune compares the trials of a sweep: run it"),
+    "sam around lbfgs": (
+        ["optimizer=sam", "optimizer@optimizer.base=lbfgs"],
+        "optimizer=sam cannot wrap optsweep.lbfgs.LBFGS: it evaluates the loss at weights",
+    ),
+    "lbfgs with weight decay": (["optimizer=lbfgs", "weight_decay=1e-4"], "has no weight decay"),
+    "sam with a GradScaler": (["optimizer=sam", "trainer.precision=16-mixed"], "use 32-true or"),
 }
 
 

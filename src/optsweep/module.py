@@ -14,6 +14,7 @@ from torchmetrics.text import CharErrorRate
 
 from optsweep.adam_to_sgd import switch_if_due
 from optsweep.data.ocr_text import Charset
+from optsweep.evaluations import BatchEvaluations
 from optsweep.optim import build_optimizer, build_scheduler, describe_groups
 from optsweep.rng import collect_rng_states, restore_rng_states
 from optsweep.warmup import Warmup, lr_multiplied
@@ -34,6 +35,7 @@ class TaskModule(pl.LightningModule):
         # batches, unweighted (MeanMetric without weights), unlike Lightning's epoch mean,
         # which weights by batch size.
         self.train_mean_loss = MeanMetric()
+        self.evaluations = BatchEvaluations()  # SAM and L-BFGS evaluate a batch more than once
         self.warmup = Warmup(steps=0, start_factor=1.0)  # set for the run in on_train_start
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         metrics = self.build_metrics()
@@ -67,11 +69,18 @@ class TaskModule(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def batch_loss(self, batch) -> torch.Tensor:
+        return self.loss(self(batch[0]), batch)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self.evaluations.new_batch(batch, batch_idx, self.trainer.accumulate_grad_batches)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self(batch[0]), batch)
-        self.train_mean_loss.update(loss.detach())
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/mean_loss", self.train_mean_loss, on_step=False, on_epoch=True)
+        loss, first = self.evaluations.evaluate(self, batch)
+        if first:  # the loss at the weights the step starts from (see evaluations.py)
+            self.train_mean_loss.update(loss.detach())
+            self.log("train/loss", loss, prog_bar=True)
+            self.log("train/mean_loss", self.train_mean_loss, on_step=False, on_epoch=True)
         return loss
 
     # The LR range test (mode=lr_find) drives the LR itself: no warmup, no optimizer switch.

@@ -4,6 +4,7 @@ import math
 
 from omegaconf import DictConfig
 
+from optsweep import lbfgs, sam
 from optsweep.errors import UserError
 from optsweep.lr_scaling import RULES, lr_scale
 from optsweep.module import MODULES
@@ -131,6 +132,8 @@ def check_knobs(cfg: DictConfig) -> None:
     positive_int("batch_size", cfg.batch_size)
     positive_int("epochs", cfg.epochs)
     _check_lr_knobs(cfg)
+    sam.check(cfg)
+    lbfgs.check(cfg)
     _check_warmup(cfg)
     _check_guards(cfg)
     check_sweep(cfg)
