@@ -7,7 +7,7 @@ rules keep them comparable with the others:
 
 - Only a batch's first evaluation, the loss at the weights the step starts from, counts: in
   train/loss, train/mean_loss and the BatchNorm running statistics. The later ones are at
-  weights the model does not keep.
+  the optimizer's trial weights (SAM's perturbed ones, L-BFGS's iterates within the step).
 - With gradient accumulation over k micro-batches, Lightning runs the earlier k-1 once each,
   before the step, and hands the optimizer the closure of the last one only; it also zeroes
   the gradients only at a window's first micro-batch. So a later evaluation zeroes them and
@@ -21,6 +21,8 @@ from contextlib import contextmanager
 import pytorch_lightning as pl
 import torch
 from pytorch_optimizer import disable_running_stats, enable_running_stats
+
+from optsweep.errors import UserError
 
 
 class BatchEvaluations:
@@ -60,3 +62,12 @@ def running_stats_frozen(module: torch.nn.Module):
         yield
     finally:
         enable_running_stats(module)
+
+
+def check_closure_precision(name: str, precision) -> None:
+    """16-bit mixed precision steps through a GradScaler, which calls no closure."""
+    if str(precision) in ("16", "16-mixed"):
+        raise UserError(
+            f"optimizer={name} evaluates the loss more than once per step, which "
+            f"trainer.precision={precision} (a GradScaler step) cannot: use 32-true or bf16-mixed"
+        )

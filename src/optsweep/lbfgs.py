@@ -8,7 +8,7 @@ import torch
 from omegaconf import DictConfig
 
 from optsweep.errors import UserError
-from optsweep.sam import check_closure_precision
+from optsweep.evaluations import check_closure_precision
 
 
 class LBFGS(torch.optim.LBFGS):

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from pytorch_optimizer import SAM as _SAM
 
 from optsweep.errors import UserError
+from optsweep.evaluations import check_closure_precision
 
 # Base optimizers that need more than step() from a gradient: a closure of their own (lbfgs,
 # sam), or a trainer hook that looks for them among the trainer's optimizers (adam_to_sgd).
@@ -49,7 +50,7 @@ class SAM(_SAM):
 
 def check(cfg: DictConfig) -> None:
     """optimizer=sam: a base that steps from a gradient, and a precision that passes the
-    closure (16-bit mixed precision steps through a GradScaler, which calls no closure)."""
+    closure."""
     if cfg.optimizer.get("_target_") != "optsweep.sam.SAM":
         return
     base = cfg.optimizer.base.get("_target_")
@@ -59,11 +60,3 @@ def check(cfg: DictConfig) -> None:
             "optimizer@optimizer.base=sgd"
         )
     check_closure_precision("sam", cfg.trainer.get("precision"))
-
-
-def check_closure_precision(name: str, precision) -> None:
-    if str(precision) in ("16", "16-mixed"):
-        raise UserError(
-            f"optimizer={name} evaluates the loss more than once per step, which "
-            f"trainer.precision={precision} (a GradScaler step) cannot: use 32-true or bf16-mixed"
-        )
