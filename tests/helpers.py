@@ -30,6 +30,13 @@ TINY_OCR = [
     "trainer.log_every_n_steps=1",
 ]
 
+# A tiny image classification fit (data: write_image_folder) whose training batches the
+# EvaluationProbe (killer.py) records.
+PROBED_FIT = [
+    *("data=image_folder", "model=simple_cnn", "batch_size=8", "trainer=cpu", "test=false"),
+    *("trainer.log_every_n_steps=1", "+callbacks.probe._target_=killer.EvaluationProbe"),
+]
+
 
 def compose_cfg(overrides: list[str], output_dir: Path):
     """The config `python train.py <overrides>` would get, with HydraConfig set as in a run."""

@@ -207,3 +207,56 @@ class StepSizeProbe(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         path = Path(trainer.default_root_dir) / "step_sizes.json"
         path.write_text(json.dumps(self.steps))
+
+
+class EvaluationProbe(pl.Callback):
+    """Records every training batch: the batch, the forward passes and the losses
+    backpropagated while it was the current one, and for each loss evaluation that ended in an
+    optimizer closure the weights it was taken at and the gradient it left (Lightning calls
+    on_before_optimizer_step after each closure call); then the weights after the batch."""
+
+    config: dict = {}  # of the last run probed: rebuilds its module
+    batches: list[dict] = []
+
+    def __init__(self) -> None:
+        EvaluationProbe.batches = []
+
+    @classmethod
+    def module_at(cls, weights: dict[str, torch.Tensor]) -> pl.LightningModule:
+        """The probed run's module, fresh (BatchNorm statistics as at the start), with these
+        weights: to recompute by hand what the run computed."""
+        from optsweep.module import MODULES
+
+        module = MODULES[cls.config["data"]["task"]](cls.config)
+        with torch.no_grad():
+            for name, param in module.named_parameters():
+                param.copy_(weights[name])
+        return module
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        EvaluationProbe.config = pl_module.config
+        pl_module.net.register_forward_pre_hook(self._count_forward)
+        self.module = pl_module
+
+    def _count_forward(self, net, inputs) -> None:
+        if self.module.training and self.batches and "after" not in self.batches[-1]:
+            self.batches[-1]["forwards"] += 1
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self.batches.append({"batch": batch, "forwards": 0, "losses": [], "evaluations": []})
+
+    def on_before_backward(self, trainer, pl_module, loss: torch.Tensor) -> None:
+        self.batches[-1]["losses"].append(loss.item())
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        params = dict(pl_module.named_parameters())
+        self.batches[-1]["evaluations"].append(
+            {
+                "weights": {k: p.detach().clone() for k, p in params.items()},
+                "grads": {k: p.grad.clone() for k, p in params.items()},
+            }
+        )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        state = pl_module.state_dict()  # weights and BatchNorm's running statistics
+        self.batches[-1]["after"] = {k: v.detach().clone() for k, v in state.items()}

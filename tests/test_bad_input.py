@@ -104,6 +104,20 @@ CASES = {
         "schedulefree.SGDScheduleFree averages its iterates instead of following an LR schedule: "
         "use scheduler=none",
     ),
+    "sam around lbfgs": (
+        ["optimizer=sam", "optimizer@optimizer.base=lbfgs"],
+        "optimizer=sam cannot wrap optsweep.lbfgs.LBFGS: it evaluates the loss at weights",
+    ),
+    "lbfgs with weight decay": (["optimizer=lbfgs", "weight_decay=1e-4"], "has no weight decay"),
+    "sam around schedule-free": (
+        ["optimizer=sam", "optimizer@optimizer.base=schedulefree_adamw"],
+        "its switch to the averaged weights acts only on the trainer's optimizer",
+    ),
+    "sam around muon": (
+        ["optimizer=sam", "optimizer@optimizer.base=muon"],
+        "it splits the model into its own groups",
+    ),
+    "sam with a GradScaler": (["optimizer=sam", "trainer.precision=16-mixed"], "use 32-true or"),
 }
 
 

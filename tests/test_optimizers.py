@@ -24,11 +24,18 @@ def problem(seed: int = 0):
 
 
 def step(model, optimizer, x, y) -> float:
-    optimizer.zero_grad()
-    loss = torch.nn.functional.mse_loss(model(x), y)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+    """One step through a closure, as Lightning steps; the loss at the step's start weights."""
+    losses = []
+
+    def closure() -> torch.Tensor:  # SAM calls it twice, L-BFGS once per iteration
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        losses.append(loss.item())
+        return loss
+
+    optimizer.step(closure)
+    return losses[0]
 
 
 def lr_for(name: str, tmp_path) -> str:

@@ -51,6 +51,13 @@ TASKS = {
         "trainer=cpu",
         "test=false",
     ],
+    # SAM keeps its base optimizer's state (Adam's here); 3 batches in windows of 2 and 1.
+    "sam": [*TINY_OCR, "optimizer=sam", "optimizer@optimizer.base=adam", "warmup_steps=3"]
+    + ["trainer.accumulate_grad_batches=2", "scheduler=step", "scheduler.scheduler.step_size=1"]
+    + ["test=false"],
+    # L-BFGS keeps its curvature history (lists of tensors) and line-search state.
+    "lbfgs": ["data=image_folder", "model=simple_cnn", "batch_size=8", "optimizer=lbfgs"]
+    + ["optimizer.max_iter=4", "lr=0.1", "trainer=cpu", "test=false"],
 }
 
 
@@ -58,7 +65,7 @@ TASKS = {
 @pytest.mark.parametrize("task", TASKS)
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path, task):
     args = list(TASKS[task])
-    if task == "image_folder":
+    if "data=image_folder" in args:
         args.append(f"data.root={write_image_folder(tmp_path / 'images')}")
 
     straight = tmp_path / "straight"

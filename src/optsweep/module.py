@@ -15,6 +15,7 @@ from torchmetrics.text import CharErrorRate
 from optsweep import schedule_free
 from optsweep.adam_to_sgd import switch_if_due
 from optsweep.data.ocr_text import Charset
+from optsweep.evaluations import BatchEvaluations
 from optsweep.lr_free import step_size
 from optsweep.optim import build_optimizer, build_scheduler, describe_groups
 from optsweep.rng import collect_rng_states, restore_rng_states
@@ -36,6 +37,7 @@ class TaskModule(pl.LightningModule):
         # batches, unweighted (MeanMetric without weights), unlike Lightning's epoch mean,
         # which weights by batch size.
         self.train_mean_loss = MeanMetric()
+        self.evaluations = BatchEvaluations()  # SAM and L-BFGS evaluate a batch more than once
         self.warmup = Warmup(steps=0, start_factor=1.0)  # set for the run in on_train_start
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         metrics = self.build_metrics()
@@ -69,11 +71,21 @@ class TaskModule(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def batch_loss(self, batch) -> torch.Tensor:
+        return self.loss(self(batch[0]), batch)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self.evaluations.new_batch(batch, batch_idx, self.trainer.accumulate_grad_batches)
+        # Schedule-free optimizers train at y and evaluate x (schedule_free.py): y only while
+        # training batches run; validation, test, predict and the weights fit ends with are x.
+        schedule_free.train_mode(self.trainer.optimizers)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self(batch[0]), batch)
-        self.train_mean_loss.update(loss.detach())
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/mean_loss", self.train_mean_loss, on_step=False, on_epoch=True)
+        loss, first = self.evaluations.evaluate(self, batch)
+        if first:  # the loss at the weights the step starts from (see evaluations.py)
+            self.train_mean_loss.update(loss.detach())
+            self.log("train/loss", loss, prog_bar=True)
+            self.log("train/mean_loss", self.train_mean_loss, on_step=False, on_epoch=True)
         return loss
 
     # The LR range test (mode=lr_find) drives the LR itself: no warmup, no optimizer switch.
@@ -93,11 +105,6 @@ class TaskModule(pl.LightningModule):
         with lr_multiplied(optimizer, self.warmup.factor(self.trainer.global_step)):
             self.log("train/lr", step_size(optimizer), prog_bar=True)
             optimizer.step(closure=optimizer_closure)
-
-    # Schedule-free optimizers train at y and evaluate x (schedule_free.py): y only while
-    # training batches run; validation, test, predict and the weights fit ends with are x.
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        schedule_free.train_mode(self.trainer.optimizers)
 
     def on_validation_model_eval(self) -> None:
         super().on_validation_model_eval()

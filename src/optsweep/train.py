@@ -36,6 +36,8 @@ from optsweep.sweep.trial import run_trial
 from optsweep.validate import check_knobs
 
 GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "prune")
+# Choices nested in a group's option, recorded where made: SAM's base optimizer.
+NESTED_CHOICES = ("optimizer@optimizer.base",)
 KNOBS_IN_RESULT = (
     *("lr", "effective_lr", "lr_scaling", "base_batch_size", "batch_size", "epochs", "seed"),
     *("weight_decay", "decay_1d_params", "min_lr", "warmup_steps", "warmup_epochs"),
@@ -113,6 +115,9 @@ def fit(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     remove_temp_files(output_dir)  # of result.json or metrics.csv, left by a kill mid-write
     choices = {g: hydra_cfg.runtime.choices.get(g) for g in GROUPS}
+    choices |= {
+        g: hydra_cfg.runtime.choices[g] for g in NESTED_CHOICES if g in hydra_cfg.runtime.choices
+    }
     choices |= {k: cfg[k] for k in KNOBS_IN_RESULT}
     choices["lr_free"] = is_lr_free(cfg.optimizer)  # the report reads its lr as a multiplier
     writer = ResultWriter(str(output_dir), list(hydra_cfg.overrides.task), choices)

@@ -4,6 +4,7 @@ import math
 
 from omegaconf import DictConfig
 
+from optsweep import lbfgs, sam
 from optsweep.errors import UserError
 from optsweep.lr_scaling import RULES, lr_scale
 from optsweep.module import MODULES
@@ -162,6 +163,8 @@ def check_knobs(cfg: DictConfig) -> None:
     positive_int("epochs", cfg.epochs)
     _check_lr_knobs(cfg)
     _check_schedule_free(cfg)
+    sam.check(cfg)
+    lbfgs.check(cfg)
     _check_warmup(cfg)
     _check_wsd(cfg.scheduler.scheduler)
     _check_guards(cfg)
