@@ -84,7 +84,7 @@ FULL = Scale(epochs=10, seeds="0,1,2", entries=ENTRIES, task=task(16))
 QUICK = Scale(
     epochs=2,
     seeds="0,1",
-    entries={name: Entry(e.overrides, e.lrs[1:3]) for name, e in ENTRIES.items()},
+    entries={name: Entry(e.overrides, e.lrs[1:3] or e.lrs) for name, e in ENTRIES.items()},
     task=task(8),
 )
 
