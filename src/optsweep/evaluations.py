@@ -20,7 +20,6 @@ from contextlib import contextmanager
 
 import pytorch_lightning as pl
 import torch
-from pytorch_optimizer import disable_running_stats, enable_running_stats
 
 from optsweep.errors import UserError
 
@@ -57,6 +56,10 @@ class BatchEvaluations:
 def running_stats_frozen(module: torch.nn.Module):
     """BatchNorm normalises with the batch's statistics as usual but leaves its running ones
     as they are (momentum 0: pytorch_optimizer's helpers, made for SAM's second pass)."""
+    # Imported here: pytorch_optimizer takes 1-2 s to import, which only runs that evaluate a
+    # batch twice should pay.
+    from pytorch_optimizer import disable_running_stats, enable_running_stats
+
     disable_running_stats(module)
     try:
         yield

@@ -57,8 +57,6 @@ class SAM(_SAM):
 def check(cfg: DictConfig) -> None:
     """optimizer=sam: a base that steps from a gradient, and a precision that passes the
     closure."""
-    if cfg.optimizer.get("_target_") != "optsweep.sam.SAM":
-        return
     base = cfg.optimizer.base.get("_target_")
     if base in NOT_A_BASE:
         raise UserError(

@@ -4,7 +4,7 @@ import math
 
 from omegaconf import DictConfig
 
-from optsweep import lbfgs, sam
+from optsweep import lbfgs
 from optsweep.errors import UserError
 from optsweep.lr_scaling import RULES, lr_scale
 from optsweep.module import MODULES
@@ -163,7 +163,12 @@ def check_knobs(cfg: DictConfig) -> None:
     positive_int("epochs", cfg.epochs)
     _check_lr_knobs(cfg)
     _check_schedule_free(cfg)
-    sam.check(cfg)
+    if cfg.optimizer.get("_target_") == "optsweep.sam.SAM":
+        # Imported here: optsweep.sam imports pytorch_optimizer (1-2 s), which only a SAM run
+        # should pay for at its start.
+        from optsweep import sam
+
+        sam.check(cfg)
     lbfgs.check(cfg)
     _check_warmup(cfg)
     _check_wsd(cfg.scheduler.scheduler)
