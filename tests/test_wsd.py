@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from helpers import TINY_OCR, compose_cfg, logged_lrs
+from optsweep.errors import UserError
 from optsweep.train import fit
 from optsweep.wsd import WSD
 
@@ -31,6 +32,16 @@ def test_a_run_cut_after_its_stable_phase_continues_with_the_new_runs_decay(tmp_
     fit(compose_cfg(longer, tmp_path / "continued"))
     cosine = [MIN_LR + (LR - MIN_LR) * (1 + math.cos(math.pi * t / 3)) / 2 for t in range(3)]
     assert logged_lrs(tmp_path / "continued") == pytest.approx([LR] * 6 + cosine, rel=1e-6)
+
+
+def test_a_schedule_that_keeps_its_run_length_is_not_continued_to_another_length(tmp_path):
+    # Continued to 2 epochs, a 1-epoch cosine would climb back up past its end (onecycle would
+    # stop with a traceback): refused in one line before anything trains.
+    common = [*TINY_OCR, "scheduler=cosine", "test=false"]
+    fit(compose_cfg([*common, "epochs=1"], tmp_path / "first"))
+    (last,) = (tmp_path / "first").glob("**/last.ckpt")
+    with pytest.raises(UserError, match="whose state keeps that run length"):
+        fit(compose_cfg([*common, "epochs=2", f"ckpt_path='{last}'"], tmp_path / "longer"))
 
 
 def test_continued_from_inside_its_decay_the_next_step_has_the_new_runs_lr(caplog):

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from optsweep.errors import UserError
+from optsweep.optim import keeps_run_length
 from optsweep.run_dirs import LAST_CHECKPOINT
 
 REQUIRED_KEYS = {"state_dict", "optimizer_states", "lr_schedulers", "loops", "hyper_parameters"}
@@ -113,6 +114,15 @@ def check_compatible(path: str, saved: dict, config: dict, data_facts: dict) -> 
                 f"checkpoint {path} was trained with {what} {trained_with}, not {now}: "
                 f"resume with the {what} it was trained with"
             )
+    # Continued to another length, such a schedule would follow the old one: cosine climbs back
+    # up past the old end, onecycle stops with a traceback.
+    if saved.get("epochs") != config["epochs"] and keeps_run_length(config["scheduler"]):
+        raise UserError(
+            f"checkpoint {path} was trained for epochs={saved.get('epochs')} with a "
+            f"{config['scheduler']['scheduler']['_target_']} whose state keeps that run length: "
+            "continue it with the same epochs, or train with scheduler=wsd, which takes its "
+            "length from the run it continues in"
+        )
     # The parameter groups of the optimizer state follow this knob.
     if saved.get("decay_1d_params", "unset") != config["decay_1d_params"]:
         raise UserError(

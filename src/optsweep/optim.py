@@ -5,7 +5,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from optsweep import schedule_free
 
@@ -76,6 +76,16 @@ def _run_steps(trainer: pl.Trainer) -> int:
 
 
 _FROM_TRAINER = {"total_steps": _run_steps, "T_max": _run_steps, "total_iters": _run_steps}
+
+
+def keeps_run_length(scheduler_cfg: dict) -> bool:
+    """Whether this scheduler keeps the run length it started with in its state, and so in a
+    checkpoint: one whose length is filled from the trainer, unless its class leaves the run's
+    shape out of its state (`RUN_SHAPE`, wsd.py)."""
+    args = scheduler_cfg.get("scheduler") or {}
+    if not any(key in args and args[key] is None for key in _FROM_TRAINER):
+        return False
+    return not hasattr(get_class(args["_target_"]), "RUN_SHAPE")
 
 
 def build_scheduler(
