@@ -14,6 +14,8 @@ import torch
 from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
+from optsweep.group_steps import GroupStepOptimizer, adam_step
+
 log = logging.getLogger(__name__)
 
 # The param_group keys that hold an LR: the optimizer's own, and those schedulers keep there
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 
 
-class AdamToSGD(torch.optim.Optimizer):
+class AdamToSGD(GroupStepOptimizer):
     def __init__(
         self,
         params,
@@ -77,41 +79,11 @@ class AdamToSGD(torch.optim.Optimizer):
                 state.pop(key, None)
         return ratio
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                (self._adam_step if group["phase"] == "adam" else self._sgd_step)(group, params)
-        return loss
+    def step_group(self, group: dict, params: list[torch.Tensor]) -> None:
+        (self._adam_step if group["phase"] == "adam" else self._sgd_step)(group, params)
 
     def _adam_step(self, group: dict, params: list[torch.Tensor]) -> None:
-        states = [self.state[p] for p in params]
-        for state, p in zip(states, params, strict=True):
-            if "exp_avg" not in state:
-                state["step"] = torch.tensor(0.0)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        beta1, beta2 = group["betas"]
-        adam(
-            params,
-            [p.grad for p in params],
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [],
-            [s["step"] for s in states],
-            amsgrad=False,
-            beta1=beta1,
-            beta2=beta2,
-            lr=group["lr"],
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-        )
+        adam_step(adam, group, params, self.state)
 
     def _sgd_step(self, group: dict, params: list[torch.Tensor]) -> None:
         states = [self.state[p] for p in params]

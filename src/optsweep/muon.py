@@ -18,6 +18,7 @@ from torch import nn
 from torch.optim._muon import DEFAULT_A, DEFAULT_B, DEFAULT_C, EPS, muon
 from torch.optim.adamw import adamw
 
+from optsweep.group_steps import GroupStepOptimizer, adam_step
 from optsweep.optim import weight_decay_groups
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def hidden_matrices(model: nn.Module) -> tuple[list[nn.Parameter], dict[str, str
     return hidden, kept
 
 
-class Muon(torch.optim.Optimizer):
+class Muon(GroupStepOptimizer):
     """torch's Muon on the groups with `use_muon`, torch's AdamW (betas, eps) on the others;
     `param_groups_for` makes those groups from a model."""
 
@@ -112,17 +113,8 @@ class Muon(torch.optim.Optimizer):
         )
         return [group for group in groups if group["params"]]
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                (self._muon_step if group["use_muon"] else self._adamw_step)(group, params)
-        return loss
+    def step_group(self, group: dict, params: list[torch.Tensor]) -> None:
+        (self._muon_step if group["use_muon"] else self._adamw_step)(group, params)
 
     def _muon_step(self, group: dict, params: list[torch.Tensor]) -> None:
         buffers = []
@@ -153,25 +145,4 @@ class Muon(torch.optim.Optimizer):
         )
 
     def _adamw_step(self, group: dict, params: list[torch.Tensor]) -> None:
-        states = [self.state[p] for p in params]
-        for state, p in zip(states, params, strict=True):
-            if "exp_avg" not in state:
-                state["step"] = torch.tensor(0.0)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        beta1, beta2 = group["betas"]
-        adamw(
-            params,
-            [p.grad for p in params],
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [],
-            [s["step"] for s in states],
-            amsgrad=False,
-            beta1=beta1,
-            beta2=beta2,
-            lr=group["lr"],
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-        )
+        adam_step(adamw, group, params, self.state)
