@@ -11,7 +11,7 @@ whether pruning names the full grid's winner or one inside its seed spread, and 
 table to outputs/bench/pruning.md. A task's dir is emptied first: a sweep dir that holds
 finished trials would skip them and measure nothing.
 
-    python bench/pruning.py                 # both tasks (about 30 min on a 2-core CPU)
+    python bench/pruning.py                 # both tasks (about 80 min on a 2-core CPU)
     python bench/pruning.py --quick         # a smoke run of the same steps (a few minutes)
     python bench/pruning.py --task cifar    # one task
 """
