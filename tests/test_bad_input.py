@@ -113,6 +113,10 @@ CASES = {
         ["optimizer=sam", "optimizer@optimizer.base=schedulefree_adamw"],
         "its switch to the averaged weights acts only on the trainer's optimizer",
     ),
+    "sam around an LR-free optimizer": (
+        ["optimizer=sam", "optimizer@optimizer.base=prodigy"],
+        "optimizer=sam cannot wrap prodigyopt.Prodigy: its config also sets top-level knobs",
+    ),
     "sam around muon": (
         ["optimizer=sam", "optimizer@optimizer.base=muon"],
         "it splits the model into its own groups",

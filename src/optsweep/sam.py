@@ -58,6 +58,13 @@ def check(cfg: DictConfig) -> None:
     """optimizer=sam: a base that steps from a gradient, and a precision that passes the
     closure."""
     base = cfg.optimizer.base.get("_target_")
+    if base is None:  # a YAML in the global package, which sets top-level knobs too
+        wrapped = cfg.optimizer.base.get("optimizer", {}).get("_target_", "this optimizer")
+        raise UserError(
+            f"optimizer=sam cannot wrap {wrapped}: its config also sets top-level knobs (the "
+            "LR-free ones set lr=1), which a base cannot; pick another base, e.g. "
+            "optimizer@optimizer.base=sgd"
+        )
     if base in NOT_A_BASE:
         raise UserError(
             f"optimizer=sam cannot wrap {base}: {NOT_A_BASE[base]}; pick another base, e.g. "
