@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import TINY_OCR, metrics_rows, run_cli, write_image_folder
+from helpers import TINY_OCR, metrics_rows, results, run_cli, write_image_folder
 from optsweep.report.trials import Trial
 
 KILL_AT_EPOCH_2 = ["+callbacks.killer._target_=killer.KillAtEpoch", "+callbacks.killer.epoch=2"]
@@ -111,3 +111,38 @@ def test_resume_from_an_explicit_checkpoint_continues_its_epochs(tmp_path):
     result = json.loads((second / "result.json").read_text())
     assert [h["epoch"] for h in result["history"]] == [0, 1]  # epoch 0 came with the checkpoint
     assert result["status"] == "completed"
+
+
+# The new optimizers whose stepping is plain (one gradient, one step) but whose state is their
+# own: adaptive step sizes (prodigy, dadapt_adam), factored moments (adafactor), sign updates
+# (lion), schedule-free iterates (schedulefree_sgd). The special ones have their own TASKS.
+PLAIN_NEW = ["lion", "adopt", "adafactor", "prodigy", "dadapt_adam", "schedulefree_sgd"]
+
+
+@pytest.mark.slow
+def test_each_plain_new_optimizer_killed_and_resumed_equals_an_uninterrupted_run(tmp_path):
+    # One sweep per leg, a trial per optimizer, each in its own process (hydra/launcher=local):
+    # in the killed leg every trial SIGKILLs itself at epoch 2, and the re-run resumes them all.
+    grid = ["-m", "hydra/launcher=local", f"optimizer={','.join(PLAIN_NEW)}"]
+    grid += [*TINY_OCR, "epochs=4", "test=false"]
+    run_cli([*grid, f"hydra.sweep.dir={tmp_path / 'straight'}"], tmp_path)
+    killed = [*grid, *KILL_AT_EPOCH_2, f"hydra.sweep.dir={tmp_path / 'killed'}"]
+    run_cli(killed, tmp_path, check=False)
+    interrupted = results(tmp_path / "killed")
+    assert [r["epochs_completed"] for r in interrupted.values()] == [2] * len(PLAIN_NEW)
+    run_cli(killed, tmp_path)
+
+    def by_optimizer(sweep: str) -> dict[str, Path]:
+        trials = results(tmp_path / sweep).items()
+        return {r["choices"]["optimizer"]: tmp_path / sweep / name for name, r in trials}
+
+    straight, resumed = by_optimizer("straight"), by_optimizer("killed")
+    assert sorted(resumed) == sorted(PLAIN_NEW)
+    for name in PLAIN_NEW:
+        result = json.loads((resumed[name] / "result.json").read_text())
+        assert result["status"] == "completed" and result["resumed_at_epochs"] == [2], name
+        expected, actual = final_weights(straight[name]), final_weights(resumed[name])
+        for key in expected:
+            torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=0, msg=name)
+        reference = json.loads((straight[name] / "result.json").read_text())
+        assert result["history"] == reference["history"], name
