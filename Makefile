@@ -43,7 +43,7 @@ chaos: install
 #   pruning     the same grids with and without prune=asha, on the embedded OCR task and
 #               ../shared/data/cifar10-subset (about 80 min on a 2-core CPU)
 #   optimizers  adam, sgd, muon, schedulefree_adamw, prodigy, lion and sam on the CIFAR-10
-#               subset, each at its best LR, over 3 seeds (about 40 min)
+#               subset, each at its best LR, over 3 seeds (about 15 min)
 # `make bench` runs them all; `make bench BENCH=pruning ARGS="--quick"` runs one.
 BENCH ?= pruning optimizers
 bench: install

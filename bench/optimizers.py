@@ -8,7 +8,7 @@ the time of a training epoch (with its validation) and of one optimizer step (it
 backward passes included) are read from the trial's fit-profile.txt, not from wall clocks that
 include process start. The table goes to outputs/bench/optimizers.md.
 
-    python bench/optimizers.py            # about 40 min on a 2-core CPU
+    python bench/optimizers.py            # about 15 min on a 2-core CPU
     python bench/optimizers.py --quick    # a smoke run of the same steps (a few minutes)
 """
 
