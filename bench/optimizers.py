@@ -22,15 +22,13 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sweeps import ROOT, cpu_name, sweep
+from sweeps import CIFAR_SUBSET, OUT, ROOT, cpu_name, sweep
 
 from optsweep.errors import UserError, exit_with
 from optsweep.report.trials import Trial, higher_is_better, read_trials
 from optsweep.results import RANKED
 from optsweep.sweep.grid import settings_override
 
-OUT = ROOT / "outputs" / "bench"
-CIFAR_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset"
 METRIC, ACCURACY = "train/mean_loss", "val/acc"
 PROFILER = [
     "+trainer.profiler._target_=pytorch_lightning.profilers.SimpleProfiler",

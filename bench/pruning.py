@@ -25,15 +25,11 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sweeps import ROOT, cpu_name, sweep
+from sweeps import CIFAR_SUBSET, OUT, ROOT, cpu_name, sweep
 
 from optsweep.errors import UserError, exit_with
 from optsweep.report.trials import Group, Trial, higher_is_better, read_trials
 from optsweep.results import RANKED
-
-OUT = ROOT / "outputs" / "bench"
-# Where CI puts the shared data: beside the repository.
-CIFAR_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset"
 
 # The grid's axes; a setting is one value of each.
 AXES = ("optimizer", "lr")

@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "outputs" / "bench"
+# Where CI puts the shared data: beside the repository.
+CIFAR_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset"
 
 
 def sweep(sweep_dir: Path, overrides: list[str]) -> float:

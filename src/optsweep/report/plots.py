@@ -29,11 +29,6 @@ def _lr(trial: Trial) -> float | None:
     return float(lr) if isinstance(lr, int | float) and lr > 0 else None
 
 
-def _lr_free(trial: Trial) -> bool:
-    """An LR-free optimizer's `lr` multiplies the step size it estimates (result.json says so)."""
-    return bool(trial.choices.get("lr_free"))
-
-
 def _axes(title: str, xlabel: str, ylabel: str):
     axes = Figure(figsize=(7, 4.5)).subplots()
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
@@ -86,9 +81,9 @@ def lr_sensitivity(trials: list[Trial], metric: str, path: Path) -> Path:
     """Final `metric` against LR (log axis), one line per optimizer (mean over seeds); trials
     that diverged, stalled or failed are marked x on the top edge, where no value exists."""
     colours = _colours([_optimizer(t) for t in trials])
-    free = {_optimizer(t) for t in trials if _lr_free(t)}
+    free = {_optimizer(t) for t in trials if t.lr_free}
     xlabel = "learning rate" if not free else "learning rate, or lr multiplier if LR-free"
-    if free and all(_lr_free(t) for t in trials):
+    if free and all(t.lr_free for t in trials):
         xlabel = "lr multiplier (LR-free)"
     axes = _axes(f"LR sensitivity: final {metric} (x: no result)", xlabel, metric)
     by_optimizer: dict[str, dict[float, list[float]]] = {}
@@ -136,14 +131,14 @@ def lr_schedules(trials: list[Trial], path: Path) -> Path:
     shown = set()
     for trial in trials:
         scheduler = str(trial.choices.get("scheduler", "?"))
-        key = f"{_optimizer(trial)}, {scheduler}" if _lr_free(trial) else scheduler
+        key = f"{_optimizer(trial)}, {scheduler}" if trial.lr_free else scheduler
         steps, lr = trial.steps_lr(), trial.choices.get("effective_lr") or _lr(trial)
         if key in shown or not steps or not lr:
             continue
         shown.add(key)
         x, y = zip(*steps, strict=True)
         line = {"color": f"C{len(shown) - 1}"}  # one colour cycle over both axes
-        if _lr_free(trial):
+        if trial.lr_free:
             if free_axes is None:
                 free_axes = axes.twinx()
                 free_axes.set(yscale="log", ylabel="LR-free: d * LR / lr (log)")

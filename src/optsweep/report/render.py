@@ -140,7 +140,7 @@ def _pruning_notes(trials: list[Trial]) -> list[str]:
 
 def _lr_free_notes(trials: list[Trial]) -> list[str]:
     """How to read an LR-free optimizer's `lr` (result.json `choices.lr_free`)."""
-    names = sorted({str(t.choices.get("optimizer")) for t in trials if t.choices.get("lr_free")})
+    names = sorted({str(t.choices.get("optimizer")) for t in trials if t.lr_free})
     if not names:
         return []
     return [

@@ -36,6 +36,11 @@ class Trial:
         return self.result.get("choices") or {}
 
     @property
+    def lr_free(self) -> bool:
+        """An LR-free optimizer's `lr` multiplies the step size it estimates (lr_free.py)."""
+        return bool(self.choices.get("lr_free"))
+
+    @property
     def history(self) -> list[dict]:
         return self.result.get("history") or []
 
