@@ -150,6 +150,21 @@ class PauseAtEpoch(pl.Callback):
                 time.sleep(0.05)
 
 
+class Rendezvous(pl.Callback):
+    """Each run announces itself in the folder `dir` as its training starts, then waits there
+    until `parties` runs have: in a sweep, trials that surely run at the same time, whatever
+    the machine's load (tiny trials otherwise may finish before the next one starts)."""
+
+    def __init__(self, dir: str, parties: int) -> None:
+        self.dir, self.parties = Path(dir), parties
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / str(os.getpid())).touch()
+        while len(list(self.dir.iterdir())) < self.parties:
+            time.sleep(0.05)
+
+
 class AveragedWeightsProbe(pl.Callback):
     """For a schedule-free optimizer, in a fit in the test's own process: at each epoch's last
     training step the weights it trained at (y, the parameters) and the average it promises (x,

@@ -21,11 +21,14 @@ def summary(stdout: str) -> list[str]:
 
 
 def test_parallel_trials_get_one_gpu_each_and_share_the_cpu(tmp_path):
-    # Four repeats (seeds) of one setting, two at a time on "GPUs" 0 and 1.
+    # Four repeats (seeds) of one setting, two at a time on "GPUs" 0 and 1. Each trial waits
+    # at its start until two have started, so the first two surely overlap.
     sweep = tmp_path / "sweep"
     launcher = ["hydra/launcher=local", "hydra.launcher.n_jobs=2", "hydra.launcher.gpus=[0,1]"]
+    rendezvous = ["+callbacks.meet._target_=killer.Rendezvous", "+callbacks.meet.parties=2"]
+    rendezvous += [f"+callbacks.meet.dir={tmp_path / 'started'}"]
     proc = run_cli(
-        ["-m", *launcher, "seed=0,1,2,3", *TINY_OCR, "epochs=2", "test=false"]
+        ["-m", *launcher, "seed=0,1,2,3", *TINY_OCR, "epochs=2", "test=false", *rendezvous]
         + [f"hydra.sweep.dir={sweep}"],
         tmp_path,
     )
@@ -38,7 +41,7 @@ def test_parallel_trials_get_one_gpu_each_and_share_the_cpu(tmp_path):
     assert len({r["final"]["train/mean_loss"] for r in trials.values()}) == 4
     placements = [r["placement"] for r in trials.values()]
     assert all(p["cuda_visible_devices"] in ("0", "1") for p in placements)
-    assert all(p["cpu_threads"] == max(1, os.cpu_count() // 2) for p in placements)
+    assert all(p["cpu_threads"] == max(1, len(os.sched_getaffinity(0)) // 2) for p in placements)
     overlapping = [
         (a, b)
         for a, b in combinations(placements, 2)
