@@ -109,17 +109,13 @@ CASES = {
         "optimizer=sam cannot wrap optsweep.lbfgs.LBFGS: it evaluates the loss at weights",
     ),
     "lbfgs with weight decay": (["optimizer=lbfgs", "weight_decay=1e-4"], "has no weight decay"),
-    "sam around schedule-free": (
-        ["optimizer=sam", "optimizer@optimizer.base=schedulefree_adamw"],
-        "its switch to the averaged weights acts only on the trainer's optimizer",
+    "sam around adam_to_sgd": (
+        ["optimizer=sam", "optimizer@optimizer.base=adam_to_sgd"],
+        "optimizer=sam cannot wrap optsweep.adam_to_sgd.AdamToSGD: its switch to SGD acts only",
     ),
-    "sam around an LR-free optimizer": (
-        ["optimizer=sam", "optimizer@optimizer.base=prodigy"],
-        "optimizer=sam cannot wrap prodigyopt.Prodigy: its config also sets top-level knobs",
-    ),
-    "sam around muon": (
-        ["optimizer=sam", "optimizer@optimizer.base=muon"],
-        "it splits the model into its own groups",
+    "sam around schedule-free with a schedule": (
+        ["optimizer=sam", "optimizer@optimizer.base=schedulefree_adamw", "scheduler=step"],
+        "schedulefree.AdamWScheduleFree averages its iterates instead of following an LR",
     ),
     "sam with a GradScaler": (["optimizer=sam", "trainer.precision=16-mixed"], "use 32-true or"),
 }

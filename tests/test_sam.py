@@ -1,17 +1,33 @@
 """SAM: two forward and backward passes per step through Lightning's closure, the first one
 at the weights w is what train/loss, train/mean_loss and BatchNorm's statistics count, the
 second at w + rho * g/|g| gives the gradient the base optimizer steps from w with, at the LR
-the schedule and the warmup set."""
+the schedule and the warmup set; over any base of the catalogue but the three it refuses."""
+
+import copy
+from pathlib import Path
 
 import pytest
 import torch
 from killer import EvaluationProbe
 from omegaconf import OmegaConf
 
-from helpers import PROBED_FIT, compose_cfg, metrics_rows, write_image_folder
+from helpers import (
+    CONFIG_DIR,
+    PROBED_FIT,
+    compose_cfg,
+    logged_lrs,
+    metrics_rows,
+    write_image_folder,
+)
+from optsweep.lr_free import is_lr_free
 from optsweep.optim import build_optimizer
+from optsweep.sam import NOT_A_BASE
 from optsweep.train import fit
+from optsweep.validate import check_knobs
 from optsweep.warmup import lr_multiplied
+
+OPTIMIZERS = Path(CONFIG_DIR) / "optimizer"
+CATALOGUE = sorted(path.stem for path in OPTIMIZERS.glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +96,88 @@ def test_the_base_optimizer_steps_with_the_scheduled_and_warmed_up_lr(tmp_path):
     # SGD without momentum: the step is -lr times the gradient it took last (at w + e).
     used = (before - model.weight.detach()) / model.weight.grad
     torch.testing.assert_close(used, torch.full_like(used, 0.05 * 0.2))
+
+
+def _target(name: str) -> str:
+    return OmegaConf.load(OPTIMIZERS / f"{name}.yaml")._target_
+
+
+BASES = [name for name in CATALOGUE if _target(name) not in NOT_A_BASE]
+
+
+def test_only_the_three_bases_that_cannot_work_are_refused():
+    refused = sorted(set(CATALOGUE) - set(BASES))
+    assert refused == ["adam_to_sgd", "lbfgs", "sam"]
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_any_base_steps_from_w_with_the_gradient_at_the_perturbed_weights(tmp_path, base):
+    """SAM over `base` against `base` alone on a twin model, fed by hand the gradient at
+    w + rho * g/|g|: the same weights after each step, the same param groups (muon's split),
+    and the same averaged weights in eval mode (schedule-free)."""
+    cfg = compose_cfg(["optimizer=sam", f"optimizer@optimizer.base={base}"], tmp_path)
+    check_knobs(cfg)  # accepted, no error line
+    assert cfg.lr == (1.0 if is_lr_free(cfg.optimizer) else 1e-3)  # LR-free: a multiplier of 1
+    cfg = OmegaConf.to_container(cfg, resolve=True)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
+        torch.nn.Linear(8, 2),
+    )  # fmt: skip
+    twin = copy.deepcopy(model)
+    sam = build_optimizer(cfg["optimizer"], model)
+    alone = build_optimizer(cfg["optimizer"]["base"], twin)
+    assert [g.get("group") for g in sam.param_groups] == [
+        g.get("group") for g in alone.param_groups
+    ]
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+
+    def closure() -> torch.Tensor:
+        sam.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        twin.zero_grad()
+        (twin(x) - y).pow(2).mean().backward()
+        params = list(twin.parameters())
+        norm = torch.cat([p.grad.flatten() for p in params]).norm() + 1e-12
+        at_w = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p in params:
+                p.add_(0.05 * p.grad / norm)
+        twin.zero_grad()
+        (twin(x) - y).pow(2).mean().backward()
+        with torch.no_grad():
+            for p, w in zip(params, at_w, strict=True):
+                p.copy_(w)
+        alone.step()
+        sam.step(closure)
+        for mine, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+            torch.testing.assert_close(mine, theirs)
+    if callable(getattr(alone, "eval", None)):
+        sam.eval()
+        alone.eval()
+        assert not sam.param_groups[0]["train_mode"]
+        for mine, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+            torch.testing.assert_close(mine, theirs)
+
+
+@pytest.mark.parametrize("base", ["muon", "schedulefree_adamw", "prodigy"])
+def test_a_fit_with_a_base_that_brings_more_than_a_step(tmp_path, base):
+    """Muon's own groups, schedule-free's averaged weights in every checkpoint, LR-free's step
+    size as train/lr: through SAM in a real fit as without it."""
+    images = write_image_folder(tmp_path / "images")
+    overrides = [*PROBED_FIT, f"data.root={images}", "epochs=1"]
+    fit(compose_cfg([*overrides, "optimizer=sam", f"optimizer@optimizer.base={base}"], tmp_path))
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    groups = ckpt["optimizer_states"][0]["param_groups"]
+    if base == "muon":
+        assert [g["group"] for g in groups][0] == "muon" and groups[0]["use_muon"]
+    if base == "schedulefree_adamw":
+        assert all(g["train_mode"] is False for g in groups)  # saved in eval mode: x
+    if base == "prodigy":
+        # d * lr, not the multiplier 1: d0 = 1e-6 over these steps, and d grew after them.
+        assert logged_lrs(tmp_path) == pytest.approx([1e-6] * 3)
+        assert groups[0]["lr"] == 1.0 and groups[0]["d"] > 2e-6

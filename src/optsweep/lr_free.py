@@ -1,13 +1,17 @@
 """Learning-rate-free optimizers (optimizer=prodigy|dadapt_adam, the D-Adaptation family):
 they estimate a step size d themselves and step with d * lr, so `lr` is a multiplier (default
-1, set in their YAML). Their YAML marks them `_lr_free_: true`; result.json records it
-(`choices.lr_free`), so the report reads their `lr` as the multiplier it is."""
+1: their YAML puts conf/lr_multiplier.yaml at the top level, as SAM's base too). Their YAML marks
+them `_lr_free_: true`; result.json records it (`choices.lr_free`), so the report reads their
+`lr` as the multiplier it is."""
 
 import torch
 
+from optsweep.optim import stepping_cfg
+
 
 def is_lr_free(optimizer_cfg) -> bool:
-    return bool(optimizer_cfg.get("_lr_free_", False))
+    """Alone or as SAM's base."""
+    return bool(stepping_cfg(optimizer_cfg).get("_lr_free_", False))
 
 
 def step_size(optimizer: torch.optim.Optimizer) -> float:

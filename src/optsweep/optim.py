@@ -1,5 +1,6 @@
 """Optimizer and LR-scheduler construction from the `optimizer` and `scheduler` config groups."""
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -42,12 +43,21 @@ def describe_groups(optimizer: torch.optim.Optimizer) -> list[dict]:
 HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 
 
-def constructor_cfg(optimizer_cfg: dict) -> dict:
+def constructor_cfg(optimizer_cfg: Mapping) -> dict:
+    """Without the traits, a wrapped optimizer's (SAM's base) too."""
     return {
-        key: value
+        key: constructor_cfg(value) if isinstance(value, Mapping) else value
         for key, value in optimizer_cfg.items()
         if key in HYDRA_KEYS or not (key.startswith("_") and key.endswith("_"))
     }
+
+
+def stepping_cfg(optimizer_cfg):
+    """The config of the optimizer whose step moves the weights: a wrapper's base (sam.py's
+    `base`), else the optimizer's own. Its traits (`_lr_free_`, `_schedule_free_`), its own
+    knobs and its way of splitting the model are the run's."""
+    base = optimizer_cfg.get("base")
+    return base if base is not None else optimizer_cfg
 
 
 def build_optimizer(
@@ -60,8 +70,9 @@ def build_optimizer(
     `torch.load(weights_only=True)`.
     """
     factory = instantiate(constructor_cfg(optimizer_cfg), _convert_="all")
-    # An optimizer that splits the model its own way (muon.py) says how.
-    groups_for = getattr(factory.func, "param_groups_for", weight_decay_groups)
+    # An optimizer that splits the model its own way (muon.py) says how, around SAM too.
+    stepping = get_class(stepping_cfg(optimizer_cfg)["_target_"])
+    groups_for = getattr(stepping, "param_groups_for", weight_decay_groups)
     optimizer = factory(groups_for(model, decay_1d))
     # A schedule-free optimizer starts in train mode, as a plain training loop expects (its step
     # refuses eval mode); in a fit, schedule_free.py switches it from here on.

@@ -24,17 +24,12 @@ from optsweep.errors import UserError
 from optsweep.evaluations import check_closure_precision
 
 # Base optimizers that need more than step() from a gradient: a closure of their own (lbfgs,
-# sam), a trainer hook that looks for them among the trainer's optimizers (adam_to_sgd,
-# schedule-free), or parameter groups of their own (muon).
+# sam), or a trainer hook that acts on the trainer's optimizer only (adam_to_sgd). A base's own
+# param groups (muon) and its train/eval modes (schedule-free) do pass through SAM.
 NOT_A_BASE = {
     "optsweep.lbfgs.LBFGS": "it evaluates the loss at weights of its own choosing",
     "optsweep.sam.SAM": "it needs a closure, which the outer SAM's base step does not pass",
     "optsweep.adam_to_sgd.AdamToSGD": "its switch to SGD acts only on the trainer's optimizer",
-    "optsweep.muon.Muon": "it splits the model into its own groups, and a base gets SAM's",
-    **dict.fromkeys(
-        ["schedulefree.AdamWScheduleFree", "schedulefree.SGDScheduleFree"],
-        "its switch to the averaged weights acts only on the trainer's optimizer",
-    ),
 }
 
 
@@ -53,18 +48,21 @@ class SAM(_SAM):
         super().step(closure)  # w + e, the closure again, back to w, the base optimizer's step
         return loss
 
+    # A schedule-free base trains at y and evaluates at x (schedule_free.py): its switches,
+    # which the fit makes on the trainer's optimizer, reach it through here.
+    def train(self) -> None:
+        if callable(getattr(self.base_optimizer, "train", None)):
+            self.base_optimizer.train()
+
+    def eval(self) -> None:
+        if callable(getattr(self.base_optimizer, "eval", None)):
+            self.base_optimizer.eval()
+
 
 def check(cfg: DictConfig) -> None:
     """optimizer=sam: a base that steps from a gradient, and a precision that passes the
     closure."""
-    base = cfg.optimizer.base.get("_target_")
-    if base is None:  # a YAML in the global package, which sets top-level knobs too
-        wrapped = cfg.optimizer.base.get("optimizer", {}).get("_target_", "this optimizer")
-        raise UserError(
-            f"optimizer=sam cannot wrap {wrapped}: its config also sets top-level knobs (the "
-            "LR-free ones set lr=1), which a base cannot; pick another base, e.g. "
-            "optimizer@optimizer.base=sgd"
-        )
+    base = cfg.optimizer.base._target_
     if base in NOT_A_BASE:
         raise UserError(
             f"optimizer=sam cannot wrap {base}: {NOT_A_BASE[base]}; pick another base, e.g. "

@@ -8,6 +8,7 @@ from optsweep import lbfgs
 from optsweep.errors import UserError
 from optsweep.lr_scaling import RULES, lr_scale
 from optsweep.module import MODULES
+from optsweep.optim import stepping_cfg
 from optsweep.wsd import DECAYS
 
 MODES = ("train", "lr_find")
@@ -52,8 +53,9 @@ def _check_lr_knobs(cfg: DictConfig) -> None:
         raise UserError(
             f"min_lr must be >= 0 and below the LR ({cfg.effective_lr}), got min_lr={cfg.min_lr!r}"
         )
-    if cfg.optimizer.get("adamw_lr") is not None:  # optimizer=muon
-        _positive_number("optimizer.adamw_lr", cfg.optimizer.adamw_lr)
+    adamw_lr = stepping_cfg(cfg.optimizer).get("adamw_lr")
+    if adamw_lr is not None:  # optimizer=muon, alone or as SAM's base
+        _positive_number("optimizer.adamw_lr", adamw_lr)
         if "max_lr" in (cfg.scheduler.scheduler or {}):
             raise UserError(
                 "optimizer.adamw_lr cannot be kept by a scheduler with one peak LR for all "
@@ -73,9 +75,10 @@ def _check_schedule_free(cfg: DictConfig) -> None:
     """A schedule-free optimizer's averaging is its schedule: another one on top would make the
     run neither schedule-free nor the schedule's (warmup is fine: a factor inside the step)."""
     scheduler = cfg.scheduler.get("scheduler")
-    if cfg.optimizer.get("_schedule_free_") and scheduler is not None:
+    optimizer = stepping_cfg(cfg.optimizer)
+    if optimizer.get("_schedule_free_") and scheduler is not None:
         raise UserError(
-            f"{cfg.optimizer._target_} averages its iterates instead of following an LR schedule: "
+            f"{optimizer._target_} averages its iterates instead of following an LR schedule: "
             f"use scheduler=none (and warmup_steps or warmup_epochs for a warmup), "
             f"not {scheduler._target_}"
         )
