@@ -109,9 +109,9 @@ CASES = {
         "optimizer=sam cannot wrap optsweep.lbfgs.LBFGS: it evaluates the loss at weights",
     ),
     "lbfgs with weight decay": (["optimizer=lbfgs", "weight_decay=1e-4"], "has no weight decay"),
-    "sam around adam_to_sgd": (
-        ["optimizer=sam", "optimizer@optimizer.base=adam_to_sgd"],
-        "optimizer=sam cannot wrap optsweep.adam_to_sgd.AdamToSGD: its switch to SGD acts only",
+    "sam around sam": (
+        ["optimizer=sam", "optimizer@optimizer.base=sam"],
+        "optimizer=sam cannot wrap optsweep.sam.SAM: it needs a closure",
     ),
     "sam around schedule-free with a schedule": (
         ["optimizer=sam", "optimizer@optimizer.base=schedulefree_adamw", "scheduler=step"],

@@ -118,8 +118,10 @@ def rescale_schedule(scheduler, ratio: float) -> None:
 
 def switch_if_due(trainer: pl.Trainer) -> None:
     """At the start of each epoch: switch every AdamToSGD whose epoch has come, and scale its
-    schedulers' LRs by the same factor, so the schedule's shape carries over."""
-    for optimizer in trainer.optimizers:
+    schedulers' LRs by the same factor, so the schedule's shape carries over. As SAM's base
+    too: SAM shares its base's param_groups, and the schedulers hold SAM."""
+    for outer in trainer.optimizers:
+        optimizer = getattr(outer, "base_optimizer", outer)
         if not isinstance(optimizer, AdamToSGD) or optimizer.phase == "sgd":
             continue
         if trainer.current_epoch < optimizer.switch_epoch:
@@ -127,7 +129,7 @@ def switch_if_due(trainer: pl.Trainer) -> None:
         before = optimizer.param_groups[0]["lr"]
         ratio = optimizer.switch_to_sgd()
         for config in trainer.lr_scheduler_configs:
-            if config.scheduler.optimizer is optimizer:
+            if config.scheduler.optimizer is outer:
                 rescale_schedule(config.scheduler, ratio)
         log.info(
             "epoch %d: Adam -> SGD with momentum, lr %.3g -> %.3g",

@@ -23,13 +23,12 @@ from pytorch_optimizer import SAM as _SAM
 from optsweep.errors import UserError
 from optsweep.evaluations import check_closure_precision
 
-# Base optimizers that need more than step() from a gradient: a closure of their own (lbfgs,
-# sam), or a trainer hook that acts on the trainer's optimizer only (adam_to_sgd). A base's own
-# param groups (muon) and its train/eval modes (schedule-free) do pass through SAM.
+# Base optimizers that need a closure of their own. Anything else a base brings passes
+# through SAM: its own param groups (muon), its train/eval modes (schedule-free), its switch
+# (adam_to_sgd, which the trainer's hook finds as SAM's base_optimizer).
 NOT_A_BASE = {
     "optsweep.lbfgs.LBFGS": "it evaluates the loss at weights of its own choosing",
     "optsweep.sam.SAM": "it needs a closure, which the outer SAM's base step does not pass",
-    "optsweep.adam_to_sgd.AdamToSGD": "its switch to SGD acts only on the trainer's optimizer",
 }
 
 

@@ -44,8 +44,9 @@ def _check_lr_knobs(cfg: DictConfig) -> None:
     positive_int("base_batch_size", cfg.base_batch_size)
     scale = lr_scale(cfg.lr_scaling, cfg.batch_size, cfg.base_batch_size)
     derived = {"effective_lr": (cfg.effective_lr, cfg.lr * scale)}
-    if "lr_scale" in cfg.optimizer:  # optimizer=adam_to_sgd
-        derived["optimizer.lr_scale"] = (cfg.optimizer.lr_scale, scale)
+    optimizer = stepping_cfg(cfg.optimizer)  # SAM's base, or the optimizer itself
+    if "lr_scale" in optimizer:  # optimizer=adam_to_sgd or muon
+        derived["optimizer.lr_scale"] = (optimizer.lr_scale, scale)
     for name, (value, expected) in derived.items():
         if not _is_number(value) or not math.isclose(value, expected, rel_tol=1e-9):
             raise UserError(f"{name} is derived from lr, lr_scaling and base_batch_size: set those")
@@ -53,17 +54,16 @@ def _check_lr_knobs(cfg: DictConfig) -> None:
         raise UserError(
             f"min_lr must be >= 0 and below the LR ({cfg.effective_lr}), got min_lr={cfg.min_lr!r}"
         )
-    adamw_lr = stepping_cfg(cfg.optimizer).get("adamw_lr")
-    if adamw_lr is not None:  # optimizer=muon, alone or as SAM's base
-        _positive_number("optimizer.adamw_lr", adamw_lr)
+    if optimizer.get("adamw_lr") is not None:  # optimizer=muon
+        _positive_number("optimizer.adamw_lr", optimizer.adamw_lr)
         if "max_lr" in (cfg.scheduler.scheduler or {}):
             raise UserError(
                 "optimizer.adamw_lr cannot be kept by a scheduler with one peak LR for all "
                 "param groups (max_lr): leave it null, or pick another scheduler"
             )
-    if "switch_epoch" in cfg.optimizer:  # optimizer=adam_to_sgd
-        _positive_number("optimizer.sgd_lr", cfg.optimizer.sgd_lr)
-        switch = cfg.optimizer.switch_epoch
+    if "switch_epoch" in optimizer:  # optimizer=adam_to_sgd
+        _positive_number("optimizer.sgd_lr", optimizer.sgd_lr)
+        switch = optimizer.switch_epoch
         if isinstance(switch, bool) or not isinstance(switch, int) or not 1 <= switch < cfg.epochs:
             raise UserError(
                 f"optimizer.switch_epoch must be an integer from 1 to epochs-1={cfg.epochs - 1}, "
