@@ -1,61 +1,47 @@
 """The LR the optimizer actually got, step by step in a real fit (read back from the `train/lr`
-column, logged by the step that used it), equals the schedule's closed form."""
+column, logged by the step that used it), equals the schedule's closed form. Each scheduler's
+formula is checked on its plain run (the `plain_lrs` fixture: 5 epochs of 3 steps, lr 0.01,
+min_lr 0.002, the YAML's own settings), which the warmup and Adam-to-SGD tests reuse."""
 
 import math
-from pathlib import Path
 
 import pytest
 
 from helpers import TINY_OCR, compose_cfg, logged_lrs
-from optsweep.train import CONFIG_DIR, fit
+from optsweep.train import fit
+from schedule_runs import LR, MIN_LR, PLAIN_EPOCHS, SCHEDULERS, STEPS_PER_EPOCH, run_schedule
 
-LR = 0.01
-STEPS_PER_EPOCH = 3  # 96 samples, batch 32
-
-
-def run_schedule(tmp_path, scheduler: str, epochs: int, *extra: str) -> list[float]:
-    overrides = [*TINY_OCR, f"lr={LR}", f"epochs={epochs}", f"scheduler={scheduler}", "test=false"]
-    fit(compose_cfg([*overrides, *extra], tmp_path))
-    lrs = logged_lrs(tmp_path)
-    assert len(lrs) == epochs * STEPS_PER_EPOCH
-    return lrs
-
-
-T = 2 * STEPS_PER_EPOCH
-MIN_LR = 0.002
+T = PLAIN_EPOCHS * STEPS_PER_EPOCH
+DECAY_START = T - 0.2 * T  # wsd: the last decay_fraction (0.2) of the steps
 PER_STEP = {
-    "cosine": ([], lambda t: MIN_LR + (LR - MIN_LR) * (1 + math.cos(math.pi * t / T)) / 2),
-    "linear": ([], lambda t: LR * (1 - t / T)),
-    "polynomial": ([], lambda t: LR * (1 - t / T) ** 2),
-    # Constant for the first half, then linear to MIN_LR, reached after the last step.
-    "wsd": (
-        ["scheduler.scheduler.decay_fraction=0.5"],
-        lambda t: LR if t < T / 2 else MIN_LR + (LR - MIN_LR) * (1 - (t - T / 2) / (T / 2)),
+    "cosine": lambda t: MIN_LR + (LR - MIN_LR) * (1 + math.cos(math.pi * t / T)) / 2,
+    "linear": lambda t: LR * (1 - t / T),
+    "polynomial": lambda t: LR * (1 - t / T) ** 2,
+    # Constant, then linear to MIN_LR, reached after the last step.
+    "wsd": lambda t: (
+        LR
+        if t < DECAY_START
+        else MIN_LR + (LR - MIN_LR) * (1 - (t - DECAY_START) / (T - DECAY_START))
     ),
 }
 
 
 @pytest.mark.parametrize("scheduler", PER_STEP)
-def test_per_step_schedules_follow_their_formula(tmp_path, scheduler):
-    extra, formula = PER_STEP[scheduler]
-    lrs = run_schedule(tmp_path, scheduler, 2, f"min_lr={MIN_LR}", *extra)
-    expected = [formula(t) for t in range(T)]
-    assert lrs == pytest.approx(expected, rel=1e-5, abs=1e-9)
+def test_per_step_schedules_follow_their_formula(plain_lrs, scheduler):
+    expected = [PER_STEP[scheduler](t) for t in range(T)]
+    assert plain_lrs(scheduler) == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
 
 PER_EPOCH = {
-    "step": ([], lambda e: LR * 0.1 ** (e // 3)),
-    "exponential": ([], lambda e: LR * 0.8**e),
-    "multistep": (
-        ["scheduler.scheduler.milestones=[1,3]"],
-        lambda e: LR * 0.1 ** ((e >= 1) + (e >= 3)),
-    ),
-    # SGDR with cycles of 1, 2, 4, ... epochs (T_0=1, T_mult=2).
-    "cosine_restarts": ([f"min_lr={MIN_LR}", "scheduler.scheduler.T_0=1"], lambda e: sgdr(e)),
+    "step": lambda e: LR * 0.1 ** (e // 3),
+    "exponential": lambda e: LR * 0.8**e,
+    "multistep": lambda e: LR * 0.1 ** ((e >= 4) + (e >= 6)),
+    # SGDR with cycles of 2, 4, 8, ... epochs (T_0=2, T_mult=2).
+    "cosine_restarts": lambda e: sgdr(e),
 }
 
 
-def sgdr(epoch: int, cycle: int = 1, mult: int = 2) -> float:
+def sgdr(epoch: int, cycle: int = 2, mult: int = 2) -> float:
     """Each cycle runs from LR down toward MIN_LR, and the next is `mult` times longer."""
     while epoch >= cycle:
         epoch, cycle = epoch - cycle, cycle * mult
@@ -63,11 +49,9 @@ def sgdr(epoch: int, cycle: int = 1, mult: int = 2) -> float:
 
 
 @pytest.mark.parametrize("scheduler", PER_EPOCH)
-def test_per_epoch_schedules_change_only_between_epochs(tmp_path, scheduler):
-    extra, formula = PER_EPOCH[scheduler]
-    lrs = run_schedule(tmp_path, scheduler, 4, *extra)
-    expected = [formula(step // STEPS_PER_EPOCH) for step in range(4 * STEPS_PER_EPOCH)]
-    assert lrs == pytest.approx(expected, rel=1e-5)
+def test_per_epoch_schedules_change_only_between_epochs(plain_lrs, scheduler):
+    expected = [PER_EPOCH[scheduler](step // STEPS_PER_EPOCH) for step in range(T)]
+    assert plain_lrs(scheduler) == pytest.approx(expected, rel=1e-5)
 
 
 def test_onecycle_peaks_at_lr_and_follows_its_two_cosines(tmp_path):
@@ -93,16 +77,15 @@ def test_onecycle_peaks_at_lr_and_follows_its_two_cosines(tmp_path):
     assert lrs == pytest.approx(expected, rel=1e-5)
 
 
-def test_plateau_halves_after_patience_epochs_without_improvement(tmp_path):
-    # Word accuracy stays at 0 on this tiny task: a plateau by construction. The first epoch
-    # sets the best value; after `patience` (2) more epochs without improvement, the third
-    # bad epoch halves the LR for the epoch after it.
-    lrs = run_schedule(tmp_path, "plateau", 5, "scheduler.monitor=val/word_acc")
+def test_plateau_halves_after_patience_epochs_without_improvement(plain_lrs):
+    # The first epoch sets the best value; after `patience` (2) more epochs without
+    # improvement, the third bad epoch halves the LR for the epoch after it.
+    lrs = plain_lrs("plateau")
     assert lrs == pytest.approx([LR] * 4 * STEPS_PER_EPOCH + [LR / 2] * STEPS_PER_EPOCH, rel=1e-5)
 
 
 def test_plateau_stops_at_min_lr(tmp_path):
-    lrs = run_schedule(tmp_path, "plateau", 5, "scheduler.monitor=val/word_acc", "min_lr=0.007")
+    lrs = run_schedule(tmp_path, "plateau", 5, "min_lr=0.007")
     assert lrs == pytest.approx([LR] * 4 * STEPS_PER_EPOCH + [0.007] * STEPS_PER_EPOCH, rel=1e-5)
 
 
@@ -127,21 +110,10 @@ def test_warmup_epochs_count_optimizer_steps_of_an_epoch(tmp_path):
     assert lrs == pytest.approx([LR * warmup_factor(t, 2) for t in range(5)], rel=1e-5)
 
 
-# Plateau watches word accuracy, which stays 0 here, so its reductions do not depend on the
-# loss, which warmup changes.
-EVERY_SCHEDULER = {
-    name.removesuffix(".yaml"): ["scheduler.monitor=val/word_acc"] if name == "plateau.yaml" else []
-    for name in sorted(p.name for p in (Path(CONFIG_DIR) / "scheduler").glob("*.yaml"))
-}
-
-
-@pytest.mark.parametrize("scheduler", EVERY_SCHEDULER)
-def test_warmup_composes_with_every_scheduler(tmp_path, scheduler):
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_warmup_composes_with_every_scheduler(tmp_path, plain_lrs, scheduler):
     # 4 warmup steps cross the first epoch boundary, where the per-epoch schedulers step.
     # 5 epochs: plateau reduces in the last one.
-    extra = EVERY_SCHEDULER[scheduler]
-    plain = run_schedule(tmp_path / "plain", scheduler, 5, *extra)
-    warmed = run_schedule(tmp_path / "warmed", scheduler, 5, *extra, "warmup_steps=4")
-    assert warmed == pytest.approx(
-        [lr * warmup_factor(t, 4) for t, lr in enumerate(plain)], rel=1e-5
-    )
+    warmed = run_schedule(tmp_path, scheduler, PLAIN_EPOCHS, f"min_lr={MIN_LR}", "warmup_steps=4")
+    expected = [lr * warmup_factor(t, 4) for t, lr in enumerate(plain_lrs(scheduler))]
+    assert warmed == pytest.approx(expected, rel=1e-5)
