@@ -41,7 +41,7 @@ chaos: install
 
 # The benchmarks, each a script in bench/ timing a figure against a yardstick measured in the
 # same run, writing outputs/bench/<name>.md and <name>.json; `make bench` ends with the table of
-# every figure it measured (outputs/bench/README.md). The default list takes about 15 min on a
+# every figure it measured (outputs/bench/README.md). The default list takes about 20 min on a
 # 2-core CPU:
 #   harness     python train.py against a plain PyTorch loop doing the same work (target <= 1.03)
 #   augment     batched augmentation against torchvision's per-sample pipelines, images/s

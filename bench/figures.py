@@ -38,7 +38,9 @@ class Figure:
         return BOUNDS[bound](self.ratio, float(limit))
 
     def row(self) -> dict:
-        return {**asdict(self), "ratio": self.ratio, "met": self.met}
+        fields = asdict(self)
+        target = fields.pop("target")
+        return {**fields, "ratio": self.ratio, "target": target, "met": self.met}
 
 
 def write(name: str, figures: list[Figure], markdown: str) -> None:
@@ -50,6 +52,10 @@ def write(name: str, figures: list[Figure], markdown: str) -> None:
     print(f"\n{markdown}\nwritten to {(OUT / name).relative_to(ROOT)}.md and .json")
 
 
+def number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def markdown_table(rows: list[dict]) -> str:
     """Rows (as in the json) as a markdown table."""
     lines = [
@@ -59,7 +65,7 @@ def markdown_table(rows: list[dict]) -> str:
     for r in rows:
         met = {None: "-", True: "yes", False: "**no**"}[r["met"]]
         lines.append(
-            f"| {r['benchmark']} | {r['figure']} | {r['value']:.4g} | {r['yardstick']} | "
-            f"{r['yardstick_value']:.4g} | {r['ratio']:.3f} | {r['target'] or '-'} | {met} |"
+            f"| {r['benchmark']} | {r['figure']} | {number(r['value'])} | {r['yardstick']} | "
+            f"{number(r['yardstick_value'])} | {r['ratio']:.3f} | {r['target'] or '-'} | {met} |"
         )
     return "\n".join(lines)
