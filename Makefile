@@ -39,15 +39,26 @@ test: install
 chaos: install
 	$(PY) tests/chaos.py 24
 
-# The benchmarks, each a script in bench/ writing its table to outputs/bench/<name>.md:
+# The benchmarks, each a script in bench/ timing a figure against a yardstick measured in the
+# same run, writing outputs/bench/<name>.md and <name>.json; `make bench` ends with the table of
+# every figure it measured (outputs/bench/README.md). The default list takes about 20 min on a
+# 2-core CPU:
+#   harness     python train.py against a plain PyTorch loop doing the same work (target <= 1.03)
+#   augment     batched augmentation against torchvision's per-sample pipelines, images/s
+#   trial_start the time from the launcher starting a trial to its first training step
+#   sweep_wall  a 2x2 grid under hydra/launcher=local against the same grid under basic
+# Two more, by name:
 #   pruning     the same grids with and without prune=asha, on the embedded OCR task and
 #               ../shared/data/cifar10-subset (about 80 min on a 2-core CPU)
 #   optimizers  adam, sgd, muon, schedulefree_adamw, prodigy, lion and sam on the CIFAR-10
 #               subset, each at its best LR, over 3 seeds (about 15 min)
-# `make bench` runs them all; `make bench BENCH=pruning ARGS="--quick"` runs one.
-BENCH ?= pruning optimizers
+# `make bench BENCH=pruning ARGS="--quick"` runs one; ARGS go to each (all take --quick).
+BENCH ?= harness augment trial_start sweep_wall
 bench: install
-	for name in $(BENCH); do $(PY) bench/$$name.py $(ARGS) || exit 1; done
+	mkdir -p outputs/bench
+	for name in $(BENCH); do rm -f outputs/bench/$$name.json; \
+		$(PY) bench/$$name.py $(ARGS) || exit 1; done
+	$(PY) bench/table.py $(BENCH)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -6,7 +6,8 @@ Two real sweeps (`python train.py -m ...`, hydra/launcher=local) under outputs/b
 Both are ordinary sweeps with their own report. Every trial runs Lightning's SimpleProfiler, so
 the time of a training epoch (with its validation) and of one optimizer step (its forward and
 backward passes included) are read from the trial's fit-profile.txt, not from wall clocks that
-include process start. The table goes to outputs/bench/optimizers.md.
+include process start. The table goes to outputs/bench/optimizers.md, SAM's step time against
+Adam's to optimizers.json (see figures.py).
 
     python bench/optimizers.py            # about 15 min on a 2-core CPU
     python bench/optimizers.py --quick    # a smoke run of the same steps (a few minutes)
@@ -22,7 +23,8 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sweeps import CIFAR_SUBSET, OUT, ROOT, cpu_name, sweep
+from figures import Figure, write
+from sweeps import CIFAR_SUBSET, OUT, cpu_name, sweep
 
 from optsweep.errors import UserError, exit_with
 from optsweep.report.trials import Trial, higher_is_better, read_trials
@@ -140,7 +142,31 @@ def spread(values: list[float]) -> str:
     return f"{statistics.fmean(values):.4g} ± {std:.2g}"
 
 
-def table(scale: Scale, lr_trials, seed_trials, chosen, run: dict) -> str:
+def leaderboard(scale: Scale, seed_trials: list[Trial], chosen) -> list[dict]:
+    """Each optimizer at its best LR over the seeds: final metrics, epoch and step times, best
+    first."""
+    rows = []
+    for name in scale.entries:
+        trials = [t for t in seed_trials if entry_of(t, scale.entries) == name]
+        profiles = [profile(t) for t in trials]
+        rows.append(
+            {
+                "name": name,
+                "lr": chosen[name][0],
+                "loss": [v for t in trials if (v := final(t, METRIC)) is not None],
+                "acc": [v for t in trials if (v := final(t, ACCURACY)) is not None],
+                "done": sum(t.status in RANKED for t in trials),
+                "runs": len(trials),
+                "epoch": statistics.median(p["epoch"] for p in profiles if "epoch" in p),
+                "step": statistics.median(p["step"] for p in profiles if "step" in p),
+            }
+        )
+    sign = -1 if higher_is_better(METRIC) else 1
+    rows.sort(key=lambda r: sign * statistics.fmean(r["loss"]) if r["loss"] else float("inf"))
+    return rows
+
+
+def table(scale: Scale, lr_trials, rows: list[dict], chosen, run: dict) -> str:
     lines = [
         f"# Optimizer benchmark ({datetime.now():%Y-%m-%d %H:%M})",
         "",
@@ -169,24 +195,6 @@ def table(scale: Scale, lr_trials, seed_trials, chosen, run: dict) -> str:
         note = f" ({', '.join(notes)})" if notes else ""
         lines.append(f"| {name} | {' | '.join(cells)} | {lr}{note} |")
 
-    rows = []
-    for name in scale.entries:
-        trials = [t for t in seed_trials if entry_of(t, scale.entries) == name]
-        profiles = [profile(t) for t in trials]
-        rows.append(
-            {
-                "name": name,
-                "lr": chosen[name][0],
-                "loss": [v for t in trials if (v := final(t, METRIC)) is not None],
-                "acc": [v for t in trials if (v := final(t, ACCURACY)) is not None],
-                "done": sum(t.status in RANKED for t in trials),
-                "runs": len(trials),
-                "epoch": statistics.median(p["epoch"] for p in profiles if "epoch" in p),
-                "step": statistics.median(p["step"] for p in profiles if "step" in p),
-            }
-        )
-    sign = -1 if higher_is_better(METRIC) else 1
-    rows.sort(key=lambda r: sign * statistics.fmean(r["loss"]) if r["loss"] else float("inf"))
     adam = next(r for r in rows if r["name"] == "adam")
     lines += [
         "",
@@ -207,6 +215,22 @@ def table(scale: Scale, lr_trials, seed_trials, chosen, run: dict) -> str:
             f"{r['step'] * 1000:.1f} ms | {r['step'] / adam['step']:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def figures(rows: list[dict]) -> list[Figure]:
+    """The step time people ask about: SAM's (two forward and backward passes) against Adam's."""
+    by_name = {r["name"]: r for r in rows}
+    if "sam(sgd)" not in by_name:
+        return []
+    return [
+        Figure(
+            "optimizers",
+            "sam(sgd) optimizer step with its passes, ms (median over its seeds)",
+            by_name["sam(sgd)"]["step"] * 1000,
+            "adam's, ms",
+            by_name["adam"]["step"] * 1000,
+        )
+    ]
 
 
 def main() -> None:
@@ -242,10 +266,8 @@ def main() -> None:
         "minutes": (time.monotonic() - start) / 60,
         "loads": (start_load, os.getloadavg()[0]),
     }
-    report = table(scale, lr_trials, read_trials(base / "seeds"), chosen, run)
-    path = OUT / "optimizers.md"
-    path.write_text(report)
-    print("\n" + report + f"\nwritten to {path.relative_to(ROOT)}")
+    rows = leaderboard(scale, read_trials(base / "seeds"), chosen)
+    write("optimizers", figures(rows), table(scale, lr_trials, rows, chosen, run))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ under outputs/bench/pruning/<task>/:
              again with extra seeds, to measure how far a setting moves from seed to seed.
 It reports the ratio of epochs trained, the ratio of wall time (pruned sweep / full sweep), and
 whether pruning names the full grid's winner or one inside its seed spread, and writes the
-table to outputs/bench/pruning.md. A task's dir is emptied first: a sweep dir that holds
-finished trials would skip them and measure nothing.
+table to outputs/bench/pruning.md (the two ratios also to pruning.json, see figures.py). A
+task's dir is emptied first: a sweep dir that holds finished trials would skip them and measure
+nothing.
 
     python bench/pruning.py                 # both tasks (about 80 min on a 2-core CPU)
     python bench/pruning.py --quick         # a smoke run of the same steps (a few minutes)
@@ -25,7 +26,8 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sweeps import CIFAR_SUBSET, OUT, ROOT, cpu_name, sweep
+from figures import Figure, write
+from sweeps import CIFAR_SUBSET, OUT, cpu_name, sweep
 
 from optsweep.errors import UserError, exit_with
 from optsweep.report.trials import Group, Trial, higher_is_better, read_trials
@@ -248,6 +250,33 @@ def table(rows: list[dict], metric: str, scale: Scale, run: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def figures(rows: list[dict]) -> list[Figure]:
+    """Per task: the epochs and the wall time of the pruned grid against the full grid's."""
+    out = []
+    for r in rows:
+        task = r["task"]
+        out.append(
+            Figure(
+                "pruning",
+                f"{task}: epochs trained, prune=asha",
+                r["epochs_pruned"],
+                f"{task}: epochs of the full grid",
+                r["epochs_full"],
+                f"<= {EPOCHS_TARGET}",
+            )
+        )
+        out.append(
+            Figure(
+                "pruning",
+                f"{task}: sweep wall s, prune=asha",
+                r["wall_pruned"],
+                f"{task}: the full grid's wall s",
+                r["wall_full"],
+            )
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small grid on tiny data")
@@ -281,10 +310,7 @@ def main() -> None:
         "minutes": (time.monotonic() - start) / 60,
         "loads": (start_load, os.getloadavg()[0]),
     }
-    report = table(rows, args.metric, scale, run)
-    path = OUT / "pruning.md"
-    path.write_text(report)
-    print("\n" + report + f"\nwritten to {path.relative_to(ROOT)}")
+    write("pruning", figures(rows), table(rows, args.metric, scale, run))
 
 
 if __name__ == "__main__":

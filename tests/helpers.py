@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,28 @@ def _cli(args: list[str], cwd: Path) -> list[str]:
 def results(sweep: Path) -> dict[str, dict]:
     """Each trial dir's result.json, by trial name."""
     return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+
+
+def console_leaderboard(stdout: str) -> list[list[str]]:
+    """The leaderboard a sweep prints when it ends: its rows, best first, as cells (rank,
+    setting, final metric, epochs, wall)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("rank  setting  "))
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.strip() or line.startswith("("):
+            break
+        rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
+
+
+def console_not_ranked(stdout: str) -> dict[str, int]:
+    """The trials the sweep's summary does not rank, counted by status."""
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("Not ranked: ")), None)
+    if line is None:
+        return {}
+    counts = line.removeprefix("Not ranked: ").split(" (")[0].split(", ")
+    return {status: int(n) for n, status in (c.split(" ", 1) for c in counts)}
 
 
 def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

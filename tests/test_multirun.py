@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from helpers import TINY_OCR, run_cli
+from helpers import TINY_OCR, console_leaderboard, run_cli
 
 
 def test_two_by_two_grid_gives_four_named_trials(tmp_path):
@@ -28,12 +28,8 @@ def test_two_by_two_grid_gives_four_named_trials(tmp_path):
         assert set(trial.split(",")) <= set(result["overrides"])
         checkpoint = torch.load(result["checkpoints"]["best"], weights_only=True)
         assert checkpoint["state_dict"]
-    summary = (
-        proc.stdout.split("lowest final train/mean_loss first")[1]
-        .strip()
-        .split("\n\n")[0]
-        .splitlines()
-    )
-    assert len(summary) == 4 and all("completed" in line for line in summary)
-    finals = [float(line.split("train/mean_loss=")[1].split()[0]) for line in summary]
+    # The console's leaderboard: the four settings, lowest final train/mean_loss first.
+    board = console_leaderboard(proc.stdout)
+    assert len(board) == 4
+    finals = [float(row[2].split()[0]) for row in board]
     assert finals == sorted(finals)

@@ -10,14 +10,16 @@ from itertools import combinations
 
 import pytest
 
-from helpers import TINY_OCR, results, run_cli, start_cli, write_image_folder
+from helpers import (
+    TINY_OCR,
+    console_leaderboard,
+    console_not_ranked,
+    results,
+    run_cli,
+    start_cli,
+    write_image_folder,
+)
 from optsweep.sweep.launcher import slots
-
-
-def summary(stdout: str) -> list[str]:
-    return (
-        stdout.split("lowest final train/mean_loss first")[1].strip().split("\n\n")[0].splitlines()
-    )
 
 
 def test_parallel_trials_get_one_gpu_each_and_share_the_cpu(tmp_path):
@@ -49,7 +51,9 @@ def test_parallel_trials_get_one_gpu_each_and_share_the_cpu(tmp_path):
     ]
     assert overlapping, "two trials at a time were expected to overlap"
     assert all(a["cuda_visible_devices"] != b["cuda_visible_devices"] for a, b in overlapping)
-    assert len(summary(proc.stdout)) == 4
+    # The console ranks the setting once, over its four seeds.
+    (row,) = console_leaderboard(proc.stdout)
+    assert row[2].endswith("(n=4)")
 
 
 KILL_LR_2E3_AT_EPOCH_2 = [
@@ -123,8 +127,8 @@ def test_bad_trials_do_not_sink_the_sweep(tmp_path):
     assert "of chance (0.5000) for 3 epochs" in by_lr[1e6]["stopped"]["reason"]
     assert by_lr[1e30]["status"] == "diverged" and by_lr[1e30]["epochs_completed"] == 0
     assert by_lr[1e30]["stopped"]["reason"] == "loss is nan" and by_lr[1e30]["stopped"]["step"] >= 0
-    statuses = sorted(line.split()[1] for line in summary(proc.stdout))
-    assert statuses == ["completed", "diverged", "failed", "failed", "stalled"]
+    assert [row[1] for row in console_leaderboard(proc.stdout)] == ["lr=0.05"]
+    assert console_not_ranked(proc.stdout) == {"diverged": 1, "failed": 2, "stalled": 1}
 
 
 @pytest.mark.slow

@@ -60,9 +60,15 @@ class ImageClassificationDataModule(TensorDataModule):
             "test": TensorDataset(test_images, test_labels),
         }
 
+    def to_input(self, images: torch.Tensor, training: bool) -> torch.Tensor:
+        """A batch of uint8 images, on its device, as the network takes it: in [0, 1],
+        augmented when training (a crop and a flip drawn per image), normalised."""
+        images = images.float().div_(255.0)
+        if self.augment and training:
+            images = random_hflip(random_crop(images, CROP_PADDING))
+        return normalize(images, self.mean, self.std)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
-        images = images.float().div_(255.0)
-        if self.augment and self.trainer is not None and self.trainer.training:
-            images = random_hflip(random_crop(images, CROP_PADDING))
-        return normalize(images, self.mean, self.std), labels
+        training = self.trainer is not None and self.trainer.training
+        return self.to_input(images, training), labels

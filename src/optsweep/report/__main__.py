@@ -20,8 +20,7 @@ def main(argv: list[str]) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(report.read_text().split("## Leaderboard")[0].strip())
-    print(f"\nreport: {report} and {report.with_suffix('.html')}")
+    print(report.summary)
     return 0
 
 

@@ -1,8 +1,11 @@
-"""A sweep dir -> results.csv, report.md, report.html (images embedded) and the PNG charts."""
+"""A sweep dir -> results.csv, report.md, report.html (images embedded), the PNG charts, and
+the console's summary of the same ranking (printed when a multirun ends)."""
 
 import base64
 import csv
 import html
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from optsweep.errors import UserError
@@ -20,6 +23,8 @@ from optsweep.report.trials import (
 from optsweep.results import PRUNED, RANKED, UNFINISHED, schedule_of, where_stopped
 
 MEAN_LOSS = "train/mean_loss"
+# The leaderboard's top rows on the console; report.md and report.html hold every row.
+CONSOLE_ROWS = 10
 CHARTS = {
     "train_mean_loss.png": "Training mean loss per epoch",
     "val_metric.png": "Validation metric per epoch",
@@ -150,7 +155,13 @@ def _lr_free_notes(trials: list[Trial]) -> list[str]:
     ]
 
 
-def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Path:
+@dataclass
+class Report:
+    path: Path  # report.md; report.html lies beside it
+    summary: str  # for the console: the verdict, the leaderboard's top rows, what is not ranked
+
+
+def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Report:
     sweep_dir = Path(sweep_dir)
     trials = read_trials(sweep_dir)
     logged = sorted({key for t in trials for row in t.history for key in row if key != "epoch"})
@@ -217,9 +228,10 @@ def write_report(sweep_dir: Path, metric: str = MEAN_LOSS) -> Path:
         "others": rest,
         "charts": charts,
     }
-    (sweep_dir / "report.md").write_text(_markdown(sweep_dir.name, sections))
-    (sweep_dir / "report.html").write_text(_html(sweep_dir.name, sections))
-    return sweep_dir / "report.md"
+    path = sweep_dir / "report.md"
+    path.write_text(_markdown(sweep_dir.name, sections))
+    path.with_suffix(".html").write_text(_html(sweep_dir.name, sections))
+    return Report(path, _console(path, sections))
 
 
 def _md_table(rows: list[list[str]]) -> str:
@@ -236,6 +248,31 @@ def _markdown(name: str, s: dict) -> str:
     parts.append("## Charts")
     parts += [f"![{CHARTS[file]}]({file})" for file in s["charts"]]
     return "\n\n".join(parts) + "\n"
+
+
+def _text_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _console(path: Path, s: dict) -> str:
+    """The report in a few lines: its sentences, the top of its leaderboard, and the trials it
+    does not rank, counted by status (report.md lists them with their reasons)."""
+    parts = ["\n".join(t.replace("**", "").replace("`", "") for t in s["intro"] + s["verdict"])]
+    board = s["leaderboard"]
+    if len(board) > 1:
+        parts.append(_text_table(board[: CONSOLE_ROWS + 1]))
+        if len(board) - 1 > CONSOLE_ROWS:
+            parts[-1] += f"\n({CONSOLE_ROWS} of {len(board) - 1} settings; all in {path.name})"
+    statuses = Counter(row[2] for row in s["others"][1:])
+    if statuses:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+        parts.append(f"Not ranked: {counts} (their reasons are in {path.name}).")
+    parts.append(f"report: {path} and {path.with_suffix('.html')}")
+    return "\n\n".join(parts)
 
 
 def _html_table(rows: list[list[str]]) -> str:
