@@ -31,8 +31,10 @@ SWEEP ?= outputs/sweeps/default
 report: install
 	$(PY) -m optsweep.report $(SWEEP) $(ARGS)
 
+# Two workers: most tests wait on a subprocess's start or a file, so two share the 2 cores of
+# a small machine well. Each test file runs on one worker, so a module's fixtures run once.
 test: install
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile $(ARGS)
 
 # The fault test at full length: a real run SIGKILLed 24 times, at random moments and while
 # writing checkpoints, with $TMPDIR on tmpfs. `make test` runs a short form (4 kills).
