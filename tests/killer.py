@@ -165,6 +165,21 @@ class Rendezvous(pl.Callback):
             time.sleep(0.05)
 
 
+class ProcessProbe(pl.Callback):
+    """Writes `process.json` into the run dir as training starts: how its process came to be
+    (its parent, that one's parent, and the command line it was started with)."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        parent = os.getppid()
+        stat = Path(f"/proc/{parent}/stat").read_text()
+        process = {
+            "parent": parent,
+            "grandparent": int(stat.rsplit(")", 1)[1].split()[1]),
+            "cmdline": Path("/proc/self/cmdline").read_text().split("\0")[:-1],
+        }
+        (Path(trainer.default_root_dir) / "process.json").write_text(json.dumps(process))
+
+
 class AveragedWeightsProbe(pl.Callback):
     """For a schedule-free optimizer, in a fit in the test's own process: at each epoch's last
     training step the weights it trained at (y, the parameters) and the average it promises (x,

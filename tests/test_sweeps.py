@@ -3,6 +3,7 @@ a re-run finishes without re-training what was done, and bad trials that do not 
 Real subprocesses, real SIGKILLs; the GPUs are ids only (no GPU here), which is what the
 launcher hands out."""
 
+import json
 import os
 import signal
 import time
@@ -165,19 +166,31 @@ def test_the_slurm_launcher_asks_for_one_gpu_per_trial(tmp_path):
     assert "max_num_timeout: 5" in proc.stdout
 
 
-def test_local_trials_land_where_the_launcher_expects_them(tmp_path):
+@pytest.mark.parametrize("start", ["fork", "fresh"])
+def test_local_trials_land_where_the_launcher_expects_them(tmp_path, start):
     # A sweep dir with a comma in it, and Hydra's own numbered trial dirs: the children must
     # use the dirs the launcher resolved, not resolve their own (each child is trial 0).
     sweep = tmp_path / "a,b"
-    run_cli(
-        ["-m", "hydra/launcher=local", "lr=1e-3,2e-3", *TINY_OCR, "epochs=1", "test=false"]
-        + [f"hydra.sweep.dir='{sweep}'", "hydra.sweep.subdir=${hydra.job.num}"],
-        tmp_path,
-    )
+    command = ["-m", "hydra/launcher=local", f"hydra.launcher.start={start}", "lr=1e-3,2e-3"]
+    command += [*TINY_OCR, "epochs=1", "test=false"]
+    command += ["+callbacks.process._target_=killer.ProcessProbe"]
+    command += [f"hydra.sweep.dir='{sweep}'", "hydra.sweep.subdir=${hydra.job.num}"]
+    launcher = start_cli(command, tmp_path, tmp_path / "out.txt")
+    assert launcher.wait(timeout=600) == 0, (tmp_path / "out.txt").read_text()[-3000:]
     trials = results(sweep)
     assert sorted(trials) == ["0", "1"]
     assert sorted(r["choices"]["lr"] for r in trials.values()) == [1e-3, 2e-3]
     assert all((sweep / name / "launcher.log").is_file() for name in trials)
+    processes = [json.loads((sweep / name / "process.json").read_text()) for name in trials]
+    if start == "fork":  # both forked by one server, itself a fork of the launcher: no new
+        # interpreter, so each trial still has the launcher's command line
+        assert len({p["parent"] for p in processes}) == 1
+        assert all(p["parent"] != launcher.pid for p in processes)
+        assert all(p["grandparent"] == launcher.pid for p in processes)
+        assert all(p["cmdline"] == launcher.args for p in processes)
+    else:  # each a new interpreter, started by the launcher
+        assert all(p["parent"] == launcher.pid for p in processes)
+        assert all(p["cmdline"][1:4] == ["-m", "optsweep.train", "-m"] for p in processes)
 
 
 @pytest.mark.parametrize(
@@ -199,6 +212,7 @@ def test_slots_spread_trials_over_gpus(gpus, per_gpu, n_jobs, expected):
     [
         ("hydra.launcher.trials_per_gpu=0", "hydra.launcher.trials_per_gpu must be a positive"),
         ("hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs must be a positive integer"),
+        ("hydra.launcher.start=spawn", "hydra.launcher.start must be one of fork, fresh"),
     ],
 )
 def test_a_launcher_count_below_one_is_one_line_and_writes_nothing(tmp_path, override, message):

@@ -33,14 +33,14 @@ def _non_negative_int(name: str, value) -> None:
         raise UserError(f"{name} must be an integer >= 0, got {name}={value!r}")
 
 
-def _one_of(name: str, value, choices) -> None:
+def one_of(name: str, value, choices) -> None:
     if value not in choices:
         raise UserError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
 
 
 def _check_lr_knobs(cfg: DictConfig) -> None:
     _positive_number("lr", cfg.lr)
-    _one_of("lr_scaling", cfg.lr_scaling, tuple(RULES))
+    one_of("lr_scaling", cfg.lr_scaling, tuple(RULES))
     positive_int("base_batch_size", cfg.base_batch_size)
     scale = lr_scale(cfg.lr_scaling, cfg.batch_size, cfg.base_batch_size)
     derived = {"effective_lr": (cfg.effective_lr, cfg.lr * scale)}
@@ -105,7 +105,7 @@ def _check_wsd(scheduler: DictConfig) -> None:
     fraction = scheduler.decay_fraction
     if not _is_number(fraction) or not 0 <= fraction <= 1:
         raise UserError(f"scheduler.scheduler.decay_fraction must be in [0, 1], got {fraction!r}")
-    _one_of("scheduler.scheduler.decay", scheduler.decay, tuple(DECAYS))
+    one_of("scheduler.scheduler.decay", scheduler.decay, tuple(DECAYS))
 
 
 def _check_lr_find(settings: DictConfig) -> None:
@@ -145,7 +145,7 @@ def _check_prune(prune: DictConfig) -> None:
     if not prune.get("pruner"):
         return
     positive_int("prune.min_epochs", prune.min_epochs)
-    _one_of("prune.order", prune.order, ("shuffled", "typed"))
+    one_of("prune.order", prune.order, ("shuffled", "typed"))
     factor = prune.get("reduction_factor", 2)
     if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
         raise UserError(f"prune.reduction_factor must be an integer >= 2, got {factor!r}")
@@ -159,7 +159,7 @@ def check_sweep(cfg: DictConfig) -> None:
 
 
 def check_knobs(cfg: DictConfig) -> None:
-    _one_of("mode", cfg.mode, MODES)
+    one_of("mode", cfg.mode, MODES)
     if cfg.mode == "lr_find":
         _check_lr_find(cfg.lr_find)
     positive_int("batch_size", cfg.batch_size)

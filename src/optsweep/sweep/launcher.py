@@ -1,14 +1,15 @@
-"""Sweep trials side by side on one machine: each trial in a fresh process, each process on a
-GPU of its own (CUDA_VISIBLE_DEVICES), the rest queued until a GPU frees up.
+"""Sweep trials side by side on one machine: each trial in a process of its own, each process on
+a GPU of its own (CUDA_VISIBLE_DEVICES), the rest queued until a GPU frees up.
 
 Why not joblib or submitit's local executor: both hand every job the parent's environment, so
 every trial lands on the same GPU (Hydra issue 2757), and joblib reuses worker processes, so
-CUDA state outlives a trial. A trial here is a child `python -m optsweep.train -m <its
-overrides>`: a one-trial multirun in the same sweep dir, so it lands in the same trial dir and
-gets the same skip/resume/failure handling (sweep/trial.py) as under any other launcher.
+CUDA state outlives a trial. A trial here runs `python -m optsweep.train -m <its overrides>`: a
+one-trial multirun in the same sweep dir, so it lands in the same trial dir and gets the same
+skip/resume/failure handling (sweep/trial.py) as under any other launcher. By default its
+process is forked from one that has already imported everything (sweep/preload.py);
+`start=fresh` runs it in a new interpreter instead.
 """
 
-import ctypes
 import logging
 import os
 import signal
@@ -23,11 +24,13 @@ import torch
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from omegaconf import DictConfig, OmegaConf
 
+from optsweep import train
 from optsweep.results import FAILED, RUNNING, mark_failed, status_of
 from optsweep.sweep.grid import quoted
+from optsweep.sweep.preload import ForkedTrial, TrialServer, die_with_parent
 from optsweep.sweep.trial import finished
 from optsweep.sweep.trial_dirs import trial_subdirs
-from optsweep.validate import positive_int
+from optsweep.validate import one_of, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -86,37 +89,33 @@ def slots(gpus: list[str], trials_per_gpu: int, n_jobs: int | None) -> list[str 
     return [None] * (n_jobs or CPU_JOBS)
 
 
-# Linux: a child gets SIGTERM when the launcher dies, even by SIGKILL, instead of training
-# on unattended (it records `interrupted` and can be resumed). Looked up here, not in the
-# forked child, where loading a library is unsafe.
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
-PR_SET_PDEATHSIG = 1
+# How a trial's process starts: forked from the trial server (preload.py), which takes about a
+# second, or a new interpreter, which imports torch, Lightning and Hydra first (6-7 s): for code
+# edited while the sweep runs, which forked trials do not see.
+STARTS = ("fork", "fresh")
 
 
-def _die_with_parent(parent: int) -> None:
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGTERM))
-    if os.getppid() != parent:  # the launcher died before the line above took effect
-        os._exit(1)
-
-
-def _start(trial: Trial, gpu: str | None, threads: int, hydra_args: list[str]) -> subprocess.Popen:
+def _start(
+    trial: Trial, gpu: str | None, threads: int, hydra_args: list[str], server: TrialServer | None
+) -> subprocess.Popen | ForkedTrial:
     # No GPU for this trial: none visible, even on a machine that has some.
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu or "")
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    command = [sys.executable, "-m", "optsweep.train", "-m", *trial.overrides, *hydra_args]
-    command.append(f"hydra.sweep.subdir={quoted(trial.subdir, always=True)}")
+    args = ["-m", *trial.overrides, *hydra_args]
+    args.append(f"hydra.sweep.subdir={quoted(trial.subdir, always=True)}")
     trial.dir.mkdir(parents=True, exist_ok=True)
+    if server:
+        return server.start([train.__file__, *args], env, trial.dir / LOG_FILE)
     parent = os.getpid()
     with open(trial.dir / LOG_FILE, "ab") as output:
         return subprocess.Popen(
-            command,
+            [sys.executable, "-m", "optsweep.train", *args],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
             # Its own session: a Ctrl-C reaches the launcher only, which stops each child once.
             start_new_session=True,
-            preexec_fn=lambda: _die_with_parent(parent),
+            preexec_fn=lambda: die_with_parent(parent),
         )
 
 
@@ -131,7 +130,7 @@ def _ended(trial: Trial, returncode: int) -> str:
     return status or f"exit {returncode}"
 
 
-def _stop(running: dict[subprocess.Popen, tuple]) -> None:
+def _stop(running: dict) -> None:
     """SIGINT to each running trial, once: it records `interrupted` and exits."""
     for proc in running:
         proc.send_signal(signal.SIGINT)
@@ -142,16 +141,23 @@ def _stop(running: dict[subprocess.Popen, tuple]) -> None:
             proc.kill()
 
 
-def run_trials(trials: list[Trial], places: list[str | None], hydra_args: list[str]) -> None:
-    """Start trials as places free up; return when all have ended."""
+def run_trials(
+    trials: list[Trial],
+    places: list[str | None],
+    hydra_args: list[str],
+    server: TrialServer | None,
+) -> None:
+    """Start trials as places free up (forked by `server`, or fresh without one); return when
+    all have ended."""
     threads = max(1, _cpus() // len(places))
     pending, free = deque(trials), list(places)
-    running: dict[subprocess.Popen, tuple[Trial, str | None, float]] = {}
+    running: dict[subprocess.Popen | ForkedTrial, tuple[Trial, str | None, float]] = {}
     try:
         while pending or running:
             while pending and free:
                 trial, gpu = pending.popleft(), free.pop(0)
-                running[_start(trial, gpu, threads, hydra_args)] = (trial, gpu, time.monotonic())
+                proc = _start(trial, gpu, threads, hydra_args, server)
+                running[proc] = (trial, gpu, time.monotonic())
                 where = f"GPU {gpu}" if gpu is not None else f"{threads} CPU threads"
                 log.info("#%d started on %s: %s", trial.index, where, " ".join(trial.overrides))
             time.sleep(0.2)
@@ -187,8 +193,9 @@ def _gpu_list(gpus) -> list[str]:
     return [str(g).strip() for g in gpus if str(g).strip()]
 
 
-def check_places(trials_per_gpu, n_jobs) -> None:
-    """hydra.launcher's counts, checked before the sweep writes anything."""
+def check_settings(start, trials_per_gpu, n_jobs) -> None:
+    """hydra.launcher's settings, checked before the sweep writes anything."""
+    one_of("hydra.launcher.start", start, STARTS)
     positive_int("hydra.launcher.trials_per_gpu", trials_per_gpu)
     if n_jobs is not None:  # null: one trial per GPU slot
         positive_int("hydra.launcher.n_jobs", n_jobs)
@@ -202,6 +209,7 @@ def launch(
     gpus,
     trials_per_gpu: int,
     n_jobs: int | None,
+    server: TrialServer | None,
 ) -> list[JobReturn]:
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
@@ -225,7 +233,7 @@ def launch(
         f"hydra.sweep.dir={quoted(str(sweep_dir), always=True)}",
         *CHILD_HYDRA_OVERRIDES,
     ]
-    run_trials(todo, places, hydra_args)
+    run_trials(todo, places, hydra_args, server)
     return [
         # A trial's own outcome (failed, diverged, ...) is in its result.json; a failed
         # JobReturn would make Hydra end the sweep.
