@@ -56,7 +56,9 @@ def trial_start(sweep_dir: Path, start: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=5, help="trials each way (default 5)")
+    parser.add_argument("--quick", action="store_true", help="3 trials each way")
     args = parser.parse_args()
+    args.trials = 3 if args.quick else args.trials
     # The trials load FirstStep from this folder.
     bench = str(Path(__file__).resolve().parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [bench, os.environ.get("PYTHONPATH")]))
