@@ -121,8 +121,25 @@ def final_values(sweep_dir: Path, setting: dict[str, str], metric: str) -> list[
     return values
 
 
+def write_final_values(sweep_dir: Path, metric: str, values: dict[str, list[float]]) -> None:
+    """Sets the final `metric` of each optimizer's completed trials, seed by seed."""
+    for path in sorted(sweep_dir.glob("*/result.json")):
+        result = json.loads(path.read_text())
+        if result["status"] == "completed":
+            seed = result["choices"]["seed"]
+            result["final"][metric] = values[result["choices"]["optimizer"]][seed]
+            path.write_text(json.dumps(result))
+
+
 def test_the_cli_reranks_it_by_another_metric(sweep, tmp_path):
     sweep_dir = shutil.copytree(sweep[0], tmp_path / "sweep")  # the shared sweep stays as it is
+    by_loss = [
+        setting["optimizer"]
+        for _, setting, *_ in leaderboard_rows((sweep_dir / "report.md").read_text())
+    ]
+    # The trials learnt this task to the same accuracy: give the one the loss ranks first the
+    # lower accuracy, so that the new ranking is the other way round.
+    write_final_values(sweep_dir, "val/acc", {by_loss[0]: [0.6, 0.7], by_loss[1]: [0.8, 0.9]})
     proc = subprocess.run(
         [sys.executable, "-m", "optsweep.report", str(sweep_dir), "report.metric=val/acc"],
         capture_output=True,
@@ -133,25 +150,14 @@ def test_the_cli_reranks_it_by_another_metric(sweep, tmp_path):
     assert "ranked by the final val/acc (higher is better)" in proc.stdout
     report = (sweep_dir / "report.md").read_text()
     rows = leaderboard_rows(report)
-    assert [rank for rank, *_ in rows] == [1, 2]
-    means = []
-    for _, setting, mean, n in rows:
-        values = final_values(sweep_dir, setting, "val/acc")
-        assert n == len(values) == 2 and mean == pytest.approx(statistics.fmean(values), abs=1e-3)
-        means.append(statistics.fmean(values))
-    assert means == sorted(means, reverse=True)  # highest accuracy first
+    assert [(rank, setting["optimizer"], n) for rank, setting, _, n in rows] == [
+        (1, by_loss[1], 2),
+        (2, by_loss[0], 2),
+    ]
+    for _, setting, mean, _ in rows:  # each mean over the seeds' result.json
+        assert mean == pytest.approx(statistics.fmean(final_values(sweep_dir, setting, "val/acc")))
     best = ", ".join(f"{k}={v}" for k, v in rows[0][1].items())
-    assert f"**Best: {best}**, final val/acc" in report
-
-
-def write_final_values(sweep_dir: Path, values: dict[str, list[float]]) -> None:
-    """Sets the final train/mean_loss of each optimizer's completed trials, seed by seed."""
-    for path in sorted(sweep_dir.glob("*/result.json")):
-        result = json.loads(path.read_text())
-        if result["status"] == "completed":
-            seed = result["choices"]["seed"]
-            result["final"]["train/mean_loss"] = values[result["choices"]["optimizer"]][seed]
-            path.write_text(json.dumps(result))
+    assert f"**Best: {best}**, final val/acc 0.85 ± 0.071 (n=2)" in report
 
 
 @pytest.mark.parametrize("separated", [True, False])
@@ -159,7 +165,7 @@ def test_the_verdict_says_when_the_margin_is_inside_the_seed_spread(sweep, tmp_p
     # Two seeds each, std 0.1414 in both groups; margins of 0.15 and of 0.05.
     sweep_dir = shutil.copytree(sweep[0], tmp_path / "sweep")
     runner_up = [1.15, 1.35] if separated else [1.05, 1.25]
-    write_final_values(sweep_dir, {"sgd": [1.0, 1.2], "adam": runner_up})
+    write_final_values(sweep_dir, "train/mean_loss", {"sgd": [1.0, 1.2], "adam": runner_up})
     report = write_report(sweep_dir).read_text()
     rows = [(setting["optimizer"], mean) for _, setting, mean, _ in leaderboard_rows(report)]
     assert rows == [("sgd", pytest.approx(1.1)), ("adam", pytest.approx(sum(runner_up) / 2))]
