@@ -1,45 +1,47 @@
-"""Mistakes a user can make end in one readable line and a non-zero exit, no traceback, and
-leave what is already on disk untouched."""
+"""Mistakes a user can make end in one readable line and exit status 2, no traceback, and
+leave what is already on disk untouched.
 
-import hashlib
-import shutil
+Every case is checked in process, through `optsweep.train.run`, what `python train.py` runs;
+a few kinds (a knob, data, a checkpoint continued in place, an override Hydra refuses, a
+sweep) also through the real command line, for the exit status, the stderr and the disk."""
+
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import TINY_OCR, run_cli
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+from helpers import SHARED_OCR, TINY_OCR, compose_run, run_cli, snapshot, trained
+from optsweep.errors import UserError
+from optsweep.train import run
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """A finished run, plus a truncated and a foreign file, as a user's disk would hold."""
+    """A finished run's checkpoint, a truncated and a foreign file, and a run whose
+    checkpoints were all cut short, as a user's disk would hold them."""
     root = tmp_path_factory.mktemp("bad_input")
-    run_cli([*TINY_OCR, "epochs=1", "test=false"], root)
-    (last,) = root.glob("outputs/runs/*/*/checkpoints/last.ckpt")
-    # A second run whose checkpoints were all cut short (a kill during a non-atomic save, a
-    # damaged disk): none to fall back on.
-    run_cli([*TINY_OCR, "epochs=1", "test=false", "seed=7"], root)
-    (cut,) = [p for p in root.glob("outputs/runs/*/*/checkpoints") if p != last.parent]
-    for checkpoint in cut.glob("*.ckpt"):
-        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    last = Path(trained(SHARED_OCR, tmp_path_factory).result["checkpoints"]["last"])
     data = last.read_bytes()
     (root / "first.ckpt").write_bytes(data)
     (root / "truncated.ckpt").write_bytes(data[: len(data) // 2])
     (root / "notes.ckpt").write_text("not a checkpoint\n")
     torch.save({"weights": torch.zeros(2)}, root / "weights.pt")
+    # The run `ckpt_path=last` continues for these overrides, whose checkpoints were all cut
+    # short (a kill during a non-atomic save, a damaged disk): none to fall back on.
+    cut = Path(compose_run([*TINY_OCR, "seed=7", "epochs=1"], root).paths.output_dir)
+    (cut / "checkpoints").mkdir(parents=True)
+    for name in ("last.ckpt", "optimizer=adam-lr=0.001-scheduler=none-epoch=00.ckpt"):
+        (cut / "checkpoints" / name).write_bytes(data[:1000])
+    (cut / "train.log").write_text("the log of the run\n")  # Hydra's, which a resume appends to
     return root
 
 
-CASES = {
+# first.ckpt, with the LR it was trained at (SHARED_OCR): a resume changes only what a case says.
+FIRST = ["ckpt_path=first.ckpt", "lr=5e-5"]
+
+# Each with TINY_OCR's data.
+ON_TINY_OCR = {
     "negative lr": (["lr=-1"], "lr must be a positive number"),
     "text lr": (["lr=abc"], "lr must be a positive number"),
     "zero epochs": (["epochs=0"], "epochs must be a positive integer"),
@@ -50,7 +52,7 @@ CASES = {
         ["ckpt_path=weights.pt"],
         "not an optsweep training checkpoint",
     ),
-    "another image height": (["ckpt_path=first.ckpt", "data.height=48"], "data.height=32"),
+    "another image height": ([*FIRST, "data.height=48"], "data.height=32"),
     "last without a run": (["ckpt_path=last", "lr=0.5"], "no earlier run with these overrides"),
     "no checkpoint of the last run readable": (
         ["ckpt_path=last", "seed=7", "epochs=1"],
@@ -65,13 +67,13 @@ CASES = {
     "warmup as long as the run": (["warmup_epochs=8"], "leaves no training after the warmup"),
     "warmup start factor 0": (["warmup_start_factor=0"], "warmup_start_factor must be in (0, 1]"),
     "other weight-decay groups": (
-        ["ckpt_path=first.ckpt", "decay_1d_params=true"],
+        [*FIRST, "decay_1d_params=true"],
         "trained with decay_1d_params=False, not True",
     ),
-    "resume with another lr": (["ckpt_path=first.ckpt", "lr=0.01"], "optimizer.lr=0.001, not 0.01"),
+    "resume with another lr": (["ckpt_path=first.ckpt", "lr=0.01"], "optimizer.lr=5e-05, not 0.01"),
     "resume with another rule": (
-        ["ckpt_path=first.ckpt", "lr_scaling=linear"],
-        "optimizer.lr=0.001, not 0.00025",
+        [*FIRST, "lr_scaling=linear"],
+        "optimizer.lr=5e-05, not 1.25e-05",
     ),
     "lr_scale typed": (["optimizer=adam_to_sgd", "optimizer.lr_scale=3"], "lr_scale is derived"),
     "negative sgd_lr": (["optimizer=adam_to_sgd", "optimizer.sgd_lr=-1"], "optimizer.sgd_lr must"),
@@ -94,7 +96,7 @@ CASES = {
     "switch after the run": (["optimizer=adam_to_sgd", "epochs=3"], "would never switch"),
     "divergence factor 0": (["divergence.factor=0"], "divergence.factor must be a positive"),
     "stall tolerance 1": (["stall.tolerance=1"], "stall.tolerance must be in [0, 1)"),
-    "lr_find from a checkpoint": (["mode=lr_find", "ckpt_path=first.ckpt"], "without ckpt_path"),
+    "lr_find from a checkpoint": (["mode=lr_find", *FIRST], "without ckpt_path"),
     "repeated charset": (["data.charset=AAB"], "charset 'AAB' repeats 'A': list each character"),
     "height the CRNN cannot take": (["data.height=40"], "got data.height=40: use e.g. data.h"),
     "report metric nobody logs": (["report.metric=val/acx"], "ocr trials log: train/mean_loss,"),
@@ -118,44 +120,59 @@ CASES = {
         "schedulefree.AdamWScheduleFree averages its iterates instead of following an LR",
     ),
     "sam with a GradScaler": (["optimizer=sam", "trainer.precision=16-mixed"], "use 32-true or"),
+    "resume with another optimizer": (
+        ["optimizer=sgd", *FIRST],
+        "trained with optimizer torch.optim.Adam, not torch.optim.SGD",
+    ),
 }
+CASES = {name: ([*TINY_OCR, *args], message) for name, (args, message) in ON_TINY_OCR.items()}
+CASES["missing data"] = (["data=ocr_folder", "data.train_dir=lines"], "no gt.txt in lines")
 
 
 @pytest.mark.parametrize(("args", "message"), CASES.values(), ids=CASES.keys())
-def test_bad_input_is_one_line_and_nothing_is_lost(workdir, args, message):
+def test_bad_input_is_one_line_and_nothing_is_lost(workdir, monkeypatch, args, message):
+    monkeypatch.chdir(workdir)  # where the relative ckpt_path's are
     before = snapshot(workdir)
-    proc = run_cli([*TINY_OCR, *args], workdir, check=False)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
-    assert "Traceback" not in proc.stdout + proc.stderr
+    with pytest.raises(UserError, match=re.escape(message)) as refused:
+        run(compose_run(args, workdir))
+    assert "\n" not in str(refused.value)
     assert snapshot(workdir) == before  # nothing overwritten, lost, or left behind
 
 
-def test_a_sweep_ranked_by_a_metric_nobody_logs_is_refused_before_it_starts(workdir):
+def cli_refuses(workdir: Path, args: list[str]) -> list[str]:
+    """The stderr lines of a refused `python train.py`; asserts the refusal left no trace."""
     before = snapshot(workdir)
+    proc = run_cli(args, workdir, check=False)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    assert snapshot(workdir) == before  # Hydra's fresh run dir removed, nothing else touched
+    return [str(proc.returncode), *(line for line in proc.stderr.splitlines() if line.strip())]
+
+
+# One of each kind: a knob, data, a checkpoint of the run continued in place (the dir exists).
+ON_THE_COMMAND_LINE = ["negative lr", "missing data", "no checkpoint of the last run readable"]
+
+
+@pytest.mark.parametrize("case", ON_THE_COMMAND_LINE)
+def test_the_command_line_prints_one_error_line_and_exits_2(workdir, case):
+    args, message = CASES[case]
+    status, *lines = cli_refuses(workdir, args)
+    assert status == "2" and len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+
+
+def test_a_sweep_ranked_by_a_metric_nobody_logs_is_refused_before_it_starts(workdir):
     sweep = ["-m", "lr=1e-3,2e-3", *TINY_OCR, "report.metric=val/acc", "hydra.sweep.dir=sweep"]
-    proc = run_cli(sweep, workdir, check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
+    assert cli_refuses(workdir, sweep) == [
+        "2",
         "error: report.metric must be a metric that ocr trials log: train/mean_loss, train/lr, "
-        "val/loss, val/word_acc, val/cer; got 'val/acc'"
+        "val/loss, val/word_acc, val/cer; got 'val/acc'",
     ]
-    assert snapshot(workdir) == before
 
 
 def test_unknown_group_option_lists_the_valid_choices(workdir):
-    proc = run_cli(["optimizer=adamx"], workdir, check=False)
-    assert proc.returncode != 0
-    assert "Could not find 'optimizer/adamx'" in proc.stderr
+    # Hydra refuses it before optsweep runs, with its own message and exit status 1.
+    status, *lines = cli_refuses(workdir, ["optimizer=adamx"])
+    assert status == "1"
+    assert "In 'train': Could not find 'optimizer/adamx'" in lines
     for choice in ("adam", "adamp", "adamw", "madgrad", "sgd"):
-        assert f"\t{choice}\n" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
-def test_resume_with_another_optimizer_is_refused(workdir, tmp_path):
-    shutil.copy(workdir / "first.ckpt", tmp_path / "adam.ckpt")
-    proc = run_cli([*TINY_OCR, "optimizer=sgd", f"ckpt_path={tmp_path}/adam.ckpt"], tmp_path, False)
-    assert proc.returncode != 0
-    assert "trained with optimizer torch.optim.Adam, not torch.optim.SGD" in proc.stderr
+        assert f"\t{choice}" in lines

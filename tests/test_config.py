@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -18,16 +19,62 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
-ALL_OPTIONS = [(g, o) for g in [*GROUPS, "experiment", "sweep"] for o in options(g)]
+ALL_OPTIONS = [(g, o) for g in [*GROUPS, "prune", "experiment", "sweep"] for o in options(g)]
+
+
+def load_option(group: str, option: str) -> tuple[bool, list, dict]:
+    """(at the root?, its defaults list, the rest) of conf/<group>/<option>.yaml as written."""
+    path = Path(CONFIG_DIR) / group / f"{option}.yaml"
+    content = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    return "# @package _global_" in path.read_text(), content.pop("defaults", []), content
+
+
+def assert_within(expected, composed, where: str) -> None:
+    """Every key of `expected` is in `composed`, with the same value (interpolations as typed)."""
+    if isinstance(expected, dict):
+        assert isinstance(composed, dict), where
+        for key, value in expected.items():
+            assert key in composed, f"{where}.{key} is missing"
+            assert_within(value, composed[key], f"{where}.{key}")
+    else:
+        assert composed == expected, f"{where}: {composed!r}, the YAML says {expected!r}"
+
+
+def assert_defaults_applied(group: str, defaults: list, own: dict, cfg, where: str) -> None:
+    """What the option's defaults list pulls in is in the composed config; its own keys win."""
+    choices = cfg.hydra.runtime.choices
+    for entry in defaults:
+        if entry == "_self_":
+            continue
+        if isinstance(entry, str) and not entry.startswith("/"):  # another option of the group
+            _, _, content = load_option(group, entry)
+            content = {k: v for k, v in content.items() if k not in own}
+            assert_within(content, OmegaConf.to_container(cfg[group]), f"{group}/{entry}")
+        elif entry == "/lr_multiplier@_global_":
+            assert cfg.lr == OmegaConf.load(Path(CONFIG_DIR) / "lr_multiplier.yaml").lr
+        elif isinstance(entry, dict) and len(entry) == 1:
+            ((key, option),) = entry.items()
+            if key.startswith("override /"):  # an overlay picking another option of a group
+                assert choices[key.removeprefix("override /")] == option, key
+            else:  # /optimizer@base: sgd, an option of a group placed in this one
+                other, at = key.removeprefix("/").split("@")
+                _, _, content = load_option(other, option)
+                assert_within(content, OmegaConf.to_container(cfg[where][at]), f"{where}.{at}")
+        else:
+            raise AssertionError(f"{group}/{where}: no check for the defaults entry {entry!r}")
 
 
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
-def test_every_option_composes_and_resolves(group, option, tmp_path):
-    cfg = compose_cfg([f"{group}={option}"], tmp_path)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+def test_every_option_composes_with_what_its_yaml_sets(group, option, tmp_path):
+    at_root, defaults, own = load_option(group, option)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"{group}={option}"], return_hydra_config=True)
+    assert cfg.hydra.runtime.choices[group] == option
+    assert_within(own, OmegaConf.to_container(cfg if at_root else cfg[group]), group)
+    assert_defaults_applied(group, defaults, own, cfg, group)
+    # Every interpolation resolves, in the config a run gets.
+    resolved = OmegaConf.to_container(compose_cfg([f"{group}={option}"], tmp_path), resolve=True)
     assert resolved["lr"] > 0
-    if group in ("data", "model", "optimizer"):
-        assert "_target_" in resolved[group]
 
 
 def test_top_level_knobs_reach_the_groups(tmp_path):
@@ -38,6 +85,20 @@ def test_top_level_knobs_reach_the_groups(tmp_path):
     assert cfg.trainer.max_epochs == 3
 
 
+def literals(args: dict) -> dict:
+    """The arguments a YAML sets to a value of its own: not markers (`_target_`), not values
+    interpolated from the knobs, not null (the library's default, which it fills in)."""
+    return {
+        k: v
+        for k, v in args.items()
+        if not k.startswith("_") and v is not None and not (isinstance(v, str) and "${" in v)
+    }
+
+
+# Where an optimizer keeps an argument under another name.
+KEPT_AS = {("dadapt_adam", "d0"): "d"}
+
+
 @pytest.mark.parametrize("name", options("optimizer"))
 def test_every_optimizer_config_builds_its_optimizer(name, tmp_path):
     cfg = compose_cfg([f"optimizer={name}", "lr=0.01"], tmp_path)
@@ -46,6 +107,10 @@ def test_every_optimizer_config_builds_its_optimizer(name, tmp_path):
     assert optimizer.param_groups[0]["lr"] == 0.01
     # The name's words are the class's, in any order (schedulefree_adamw: AdamWScheduleFree).
     assert all(word in type(optimizer).__name__.lower() for word in name.split("_"))
+    # Every value the YAML sets is the optimizer's (lists come back as tuples).
+    for key, value in literals(load_option("optimizer", name)[2]).items():
+        kept = optimizer.defaults[KEPT_AS.get((name, key), key)]
+        assert (list(kept) if isinstance(kept, tuple) else kept) == value, key
     # Its state goes into checkpoints, which must load the safe way.
 
     def closure() -> torch.Tensor:  # SAM and L-BFGS need one; Lightning always passes it
@@ -59,7 +124,7 @@ def test_every_optimizer_config_builds_its_optimizer(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", options("scheduler"))
-def test_every_scheduler_config_carries_its_interval(name, tmp_path):
+def test_every_scheduler_config_carries_its_interval_and_arguments(name, tmp_path):
     cfg = compose_cfg([f"scheduler={name}"], tmp_path)
     cfg = OmegaConf.to_container(cfg, resolve=True)["scheduler"]
     assert cfg["interval"] in ("step", "epoch")
@@ -68,16 +133,29 @@ def test_every_scheduler_config_carries_its_interval(name, tmp_path):
     scheduler = build_scheduler(cfg, optimizer, trainer)
     if name == "none":
         assert scheduler is None
+        return
+    assert (scheduler["interval"], scheduler["frequency"]) == (cfg["interval"], cfg["frequency"])
+    assert scheduler.get("monitor") == cfg["monitor"]
+    built = scheduler["scheduler"]
+    # Every value the YAML sets is the scheduler's; OneCycleLR keeps its own in the LRs.
+    args = literals(load_option("scheduler", name)[2]["scheduler"])
+    if name == "onecycle":
+        peak = cfg["scheduler"]["max_lr"]  # the effective lr
+        group, start = optimizer.param_groups[0], peak / args["div_factor"]
+        assert (group["initial_lr"], group["max_lr"]) == (pytest.approx(start), peak)
+        assert group["min_lr"] == pytest.approx(start / args["final_div_factor"])
+        assert built._schedule_phases[0]["end_step"] == args["pct_start"] * 100 - 1
+        assert built._anneal_func_type == args["anneal_strategy"]
     else:
-        assert scheduler["interval"] == cfg["interval"]
+        for key, value in args.items():
+            kept = getattr(built, key)
+            assert (sorted(kept.elements()) if key == "milestones" else kept) == value, key
     if name in ("onecycle", "wsd"):
-        assert scheduler["scheduler"].total_steps == 100  # filled from the trainer
+        assert built.total_steps == 100  # filled from the trainer
     if name == "cosine":
-        assert scheduler["scheduler"].T_max == 100
+        assert built.T_max == 100
     if name in ("linear", "polynomial"):
-        assert scheduler["scheduler"].total_iters == 100
-    if name == "plateau":
-        assert scheduler["monitor"] == "val/loss" and scheduler["scheduler"].factor == 0.5
+        assert built.total_iters == 100
 
 
 @pytest.mark.parametrize("name", options("model"))

@@ -3,14 +3,19 @@ folder, where the large LR diverges and one trial raises. The report is written 
 multirun ends; `python -m optsweep.report` rewrites it, with another metric too."""
 
 import csv
+import json
 import re
+import shutil
+import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from helpers import ROOT, TINY_OCR, run_cli, write_image_folder
+from optsweep.report.render import write_report
 from optsweep.report.trials import expected_trials
 
 CHARTS = ("train_mean_loss.png", "val_metric.png", "lr_sensitivity.png", "lr_schedule.png")
@@ -92,8 +97,49 @@ def test_charts_are_real_pngs_and_the_html_needs_no_network(sweep):
     assert not re.search(r"(src|href)=['\"]?(https?:|//)", page)
 
 
-def test_the_cli_rewrites_it_for_another_metric(sweep):
-    sweep_dir, _ = sweep
+def leaderboard_rows(report: str) -> list[tuple[int, dict[str, str], float, int]]:
+    """(rank, setting, mean, n) per leaderboard row of report.md."""
+    rows = []
+    for line in report.split("## Leaderboard")[1].split("##")[0].splitlines():
+        if match := re.match(r"\| (\d+) \| (.+?) \| ([-\d.e+]+)(?: ± \S+)? \(n=(\d+)\) \|", line):
+            rank, setting, mean, n = match.groups()
+            pairs = (item.split("=", 1) for item in setting.split(", "))
+            rows.append((int(rank), dict(pairs), float(mean), int(n)))
+    return rows
+
+
+def final_values(sweep_dir: Path, setting: dict[str, str], metric: str) -> list[float]:
+    """The final `metric` of each completed trial of a setting, read from its result.json."""
+    values = []
+    for path in sweep_dir.glob("*/result.json"):
+        result = json.loads(path.read_text())
+        if (
+            result["status"] == "completed"
+            and setting.items() <= dict(o.split("=", 1) for o in result["overrides"]).items()
+        ):
+            values.append(result["final"][metric])
+    return values
+
+
+def write_final_values(sweep_dir: Path, metric: str, values: dict[str, list[float]]) -> None:
+    """Sets the final `metric` of each optimizer's completed trials, seed by seed."""
+    for path in sorted(sweep_dir.glob("*/result.json")):
+        result = json.loads(path.read_text())
+        if result["status"] == "completed":
+            seed = result["choices"]["seed"]
+            result["final"][metric] = values[result["choices"]["optimizer"]][seed]
+            path.write_text(json.dumps(result))
+
+
+def test_the_cli_reranks_it_by_another_metric(sweep, tmp_path):
+    sweep_dir = shutil.copytree(sweep[0], tmp_path / "sweep")  # the shared sweep stays as it is
+    by_loss = [
+        setting["optimizer"]
+        for _, setting, *_ in leaderboard_rows((sweep_dir / "report.md").read_text())
+    ]
+    # The trials learnt this task to the same accuracy: give the one the loss ranks first the
+    # lower accuracy, so that the new ranking is the other way round.
+    write_final_values(sweep_dir, "val/acc", {by_loss[0]: [0.6, 0.7], by_loss[1]: [0.8, 0.9]})
     proc = subprocess.run(
         [sys.executable, "-m", "optsweep.report", str(sweep_dir), "report.metric=val/acc"],
         capture_output=True,
@@ -103,7 +149,33 @@ def test_the_cli_rewrites_it_for_another_metric(sweep):
     )
     assert "ranked by the final val/acc (higher is better)" in proc.stdout
     report = (sweep_dir / "report.md").read_text()
-    assert "final val/acc" in report
+    rows = leaderboard_rows(report)
+    assert [(rank, setting["optimizer"], n) for rank, setting, _, n in rows] == [
+        (1, by_loss[1], 2),
+        (2, by_loss[0], 2),
+    ]
+    for _, setting, mean, _ in rows:  # each mean over the seeds' result.json
+        assert mean == pytest.approx(statistics.fmean(final_values(sweep_dir, setting, "val/acc")))
+    best = ", ".join(f"{k}={v}" for k, v in rows[0][1].items())
+    assert f"**Best: {best}**, final val/acc 0.85 ± 0.071 (n=2)" in report
+
+
+@pytest.mark.parametrize("separated", [True, False])
+def test_the_verdict_says_when_the_margin_is_inside_the_seed_spread(sweep, tmp_path, separated):
+    # Two seeds each, std 0.1414 in both groups; margins of 0.15 and of 0.05.
+    sweep_dir = shutil.copytree(sweep[0], tmp_path / "sweep")
+    runner_up = [1.15, 1.35] if separated else [1.05, 1.25]
+    write_final_values(sweep_dir, "train/mean_loss", {"sgd": [1.0, 1.2], "adam": runner_up})
+    report = write_report(sweep_dir).read_text()
+    rows = [(setting["optimizer"], mean) for _, setting, mean, _ in leaderboard_rows(report)]
+    assert rows == [("sgd", pytest.approx(1.1)), ("adam", pytest.approx(sum(runner_up) / 2))]
+    if separated:
+        assert "inside the seed-to-seed spread" not in report
+    else:
+        assert (
+            "Note: the margin (0.05) is inside the seed-to-seed spread (std up to 0.141); "
+            "these two settings are not separated by this sweep."
+        ) in report
 
 
 def test_the_cli_refuses_a_metric_no_trial_logged_and_writes_nothing(sweep):

@@ -7,20 +7,19 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import TINY_OCR, compose_cfg, metrics_rows, run_cli
-from optsweep.train import fit
+from helpers import SHARED_OCR, TINY_OCR, metrics_rows, run_cli, trained
 
 EPOCHS = 2
 
 
-def test_tensorboard_has_the_metrics_per_epoch(tmp_path):
-    fit(compose_cfg([*TINY_OCR, "logger=tensorboard", f"epochs={EPOCHS}", "test=false"], tmp_path))
-    events = EventAccumulator(str(tmp_path / "tensorboard"))
+def test_tensorboard_has_the_metrics_per_epoch(tmp_path_factory):
+    run = trained(SHARED_OCR, tmp_path_factory)  # logger=tensorboard, 2 epochs
+    events = EventAccumulator(str(run.dir / "tensorboard"))
     events.Reload()
     scalars = events.Tags()["scalars"]
     assert {"train/mean_loss", "val/loss", "val/word_acc", "train/lr"} <= set(scalars)
-    assert len(events.Scalars("val/loss")) == EPOCHS
-    assert (tmp_path / "metrics.csv").is_file()
+    assert len(events.Scalars("val/loss")) == len(run.result["history"]) == EPOCHS
+    assert (run.dir / "metrics.csv").is_file()
 
 
 @pytest.mark.slow
@@ -46,12 +45,12 @@ def test_mlflow_has_every_trial_of_a_sweep_as_runs_of_one_experiment(tmp_path):
         assert any("val_loss=" in path for path in artifacts), artifacts  # the best checkpoint
 
 
-def test_a_run_prints_its_config_tree_and_keeps_it(tmp_path, capsys):
-    fit(compose_cfg([*TINY_OCR, "optimizer=sgd", "epochs=1", "test=false"], tmp_path))
-    printed = capsys.readouterr().out
-    saved = (tmp_path / "config_tree.txt").read_text()
-    for text in ("├── knobs", "├── optimizer", "_target_: torch.optim.SGD", "effective_lr: 0.001"):
-        assert text in printed and text in saved, text
+def test_a_run_prints_its_config_tree_and_keeps_it(tmp_path_factory):
+    run = trained(SHARED_OCR, tmp_path_factory)  # lr=5e-5
+    saved = (run.dir / "config_tree.txt").read_text()
+    expected = ("├── knobs", "├── optimizer", "_target_: torch.optim.Adam", "effective_lr: 5.0e-05")
+    for text in expected:
+        assert text in run.printed and text in saved, text
 
 
 def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
