@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 from PIL import Image
 
-from optsweep.train import CONFIG_DIR
+from optsweep.train import CONFIG_DIR, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -183,7 +183,8 @@ class Trained:
     printed: str  # what the fit printed on stdout
 
 
-# One tiny OCR fit read by the fit, guards, tracking, predict, re-run and bad-input tests.
+# One tiny OCR fit read by the fit, guards, tracking, predict, bad-input, re-run and run-dir
+# tests.
 # Its LR is small so that after its 6 steps the CRNN has not yet collapsed to CTC's all-blank
 # output (at lr 1e-3 it has): predict then decodes text, which a preprocessing slip changes.
 SHARED_OCR = [*TINY_OCR, "epochs=2", "lr=5e-5", "logger=tensorboard"]
@@ -194,8 +195,6 @@ _trained: dict[tuple[str, ...], Trained] = {}
 def trained(overrides: list[str], tmp_path_factory) -> Trained:
     """The fit of `overrides`, run once per test process and shared by every test that asks
     for the same overrides, in any file (each pytest-xdist worker runs its own)."""
-    from optsweep.train import fit
-
     key = tuple(overrides)
     if key not in _trained:
         run_dir = tmp_path_factory.mktemp("trained")

@@ -54,7 +54,7 @@ def test_ocr_folder_reads_gt_txt_and_takes_the_charset_from_the_labels(tmp_path)
     module, datamodule, _ = prepare(folder_cfg(tmp_path, f"data.train_dir={folder}"))
     assert datamodule.charset.chars == module.config["data"]["charset"] == "019XYZabc"
     datamodule.setup()
-    # data.val_fraction (0.1) of the 40 lines held out; the test set is the validation set.
+    # data.val_fraction (0.1) of the 40 lines held out.
     assert len(datamodule.datasets["train"]) == 36 and len(datamodule.datasets["val"]) == 4
     assert is_the_val_set(datamodule)  # the test set is the validation set
     labels = [label for _, label in read_gt(folder)]
