@@ -166,7 +166,7 @@ def test_the_verdict_says_when_the_margin_is_inside_the_seed_spread(sweep, tmp_p
     sweep_dir = shutil.copytree(sweep[0], tmp_path / "sweep")
     runner_up = [1.15, 1.35] if separated else [1.05, 1.25]
     write_final_values(sweep_dir, "train/mean_loss", {"sgd": [1.0, 1.2], "adam": runner_up})
-    report = write_report(sweep_dir).read_text()
+    report = write_report(sweep_dir).path.read_text()
     rows = [(setting["optimizer"], mean) for _, setting, mean, _ in leaderboard_rows(report)]
     assert rows == [("sgd", pytest.approx(1.1)), ("adam", pytest.approx(sum(runner_up) / 2))]
     if separated:
