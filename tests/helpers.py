@@ -43,6 +43,11 @@ PROBED_FIT = [
 ]
 
 
+def options(group: str) -> list[str]:
+    """A config group's options: the names of its YAML files."""
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
 def compose_cfg(overrides: list[str], output_dir: Path):
     """The config `python train.py <overrides>` would get, with HydraConfig set as in a run."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):

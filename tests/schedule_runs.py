@@ -3,8 +3,8 @@ run per scheduler that several test files compare against (the `plain_lrs` fixtu
 
 from pathlib import Path
 
-from helpers import TINY_OCR, compose_cfg, logged_lrs
-from optsweep.train import CONFIG_DIR, fit
+from helpers import TINY_OCR, compose_cfg, logged_lrs, options
+from optsweep.train import fit
 
 LR = 0.01
 MIN_LR = 0.002
@@ -14,8 +14,8 @@ PLAIN_EPOCHS = 5
 # Plateau watches word accuracy, which stays 0 on this tiny task: a plateau by construction,
 # whose reductions depend neither on the loss (which warmup changes) nor on the optimizer.
 SCHEDULERS = {
-    path.stem: ["scheduler.monitor=val/word_acc"] if path.stem == "plateau" else []
-    for path in sorted((Path(CONFIG_DIR) / "scheduler").glob("*.yaml"))
+    name: ["scheduler.monitor=val/word_acc"] if name == "plateau" else []
+    for name in options("scheduler")
 }
 
 

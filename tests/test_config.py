@@ -9,15 +9,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from helpers import compose_cfg, run_cli
+from helpers import compose_cfg, options, run_cli
 from optsweep.optim import build_optimizer, build_scheduler
 from optsweep.train import CONFIG_DIR
 
 GROUPS = ["data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "paths"]
-
-
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
 ALL_OPTIONS = [(g, o) for g in [*GROUPS, "prune", "experiment", "sweep"] for o in options(g)]

@@ -16,13 +16,14 @@ from helpers import (
     TINY_OCR,
     compose_cfg,
     metrics_rows,
+    options,
     trained,
     trained_classifier,
     write_cifar_folder,
 )
 from optsweep.errors import UserError
 from optsweep.module import MODULES
-from optsweep.train import CONFIG_DIR, fit, prepare
+from optsweep.train import fit, prepare
 
 
 def test_ocr_synth_fit_writes_result_checkpoints_and_metrics(tmp_path_factory):
@@ -74,7 +75,7 @@ def test_a_crash_is_recorded_as_failed_with_the_last_error_line(tmp_path):
     assert result["epochs_completed"] == 1
 
 
-SCHEDULERS = sorted(p.stem for p in (Path(CONFIG_DIR) / "scheduler").glob("*.yaml"))
+SCHEDULERS = options("scheduler")
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)

@@ -3,17 +3,16 @@ batch_size / base_batch_size (linear) or its square root (sqrt), and result.json
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from helpers import TINY_OCR, compose_cfg, logged_lrs
+from helpers import TINY_OCR, compose_cfg, logged_lrs, options
 from optsweep.optim import build_optimizer
-from optsweep.train import CONFIG_DIR, fit
+from optsweep.train import fit
 
-OPTIMIZERS = sorted(p.stem for p in (Path(CONFIG_DIR) / "optimizer").glob("*.yaml"))
+OPTIMIZERS = options("optimizer")
 RULES = {
     "off": (["batch_size=256"], 0.01),
     "linear, 2x the batch": (["lr_scaling=linear", "batch_size=256"], 0.02),

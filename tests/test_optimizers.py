@@ -1,17 +1,14 @@
 """Every optimizer config, built the way training builds it, optimizes and resumes exactly."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from helpers import compose_cfg
+from helpers import compose_cfg, options
 from optsweep.lr_free import is_lr_free
 from optsweep.optim import build_optimizer
-from optsweep.train import CONFIG_DIR
 
-OPTIMIZERS = sorted(p.stem for p in (Path(CONFIG_DIR) / "optimizer").glob("*.yaml"))
+OPTIMIZERS = options("optimizer")
 
 
 def problem(seed: int = 0):

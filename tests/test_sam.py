@@ -18,6 +18,7 @@ from helpers import (
     compose_cfg,
     logged_lrs,
     metrics_rows,
+    options,
     write_image_folder,
 )
 from optsweep.lr_free import is_lr_free
@@ -28,7 +29,7 @@ from optsweep.validate import check_knobs
 from optsweep.warmup import lr_multiplied
 
 OPTIMIZERS = Path(CONFIG_DIR) / "optimizer"
-CATALOGUE = sorted(path.stem for path in OPTIMIZERS.glob("*.yaml"))
+CATALOGUE = options("optimizer")
 
 
 @pytest.fixture(scope="module")
