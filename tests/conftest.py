@@ -1,14 +1,31 @@
-"""Fixtures shared by the tests."""
+"""Fixtures shared by the tests, and the CPUs each pytest-xdist worker may use."""
 
 import json
 import os
 from pathlib import Path
 
 import pytest
+import torch
 from filelock import FileLock
 
 from helpers import write_image_folder
 from schedule_runs import plain_run
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker gets its share of the CPUs. Each torch process otherwise
+    sizes its OpenMP pool to every CPU, and two workers' fits (and the runs they start) then
+    spin-wait against each other: on 2 cores a 2 s fit took 40 s. The processes a worker starts
+    inherit its mask, and OpenMP and the local launcher size their threads by it; torch in this
+    process was sized when it was imported."""
+    worker, count = (
+        os.environ.get("PYTEST_XDIST_WORKER"),
+        os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
+    )
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if worker and count and int(count) <= len(cpus):
+        os.sched_setaffinity(0, cpus[int(worker.removeprefix("gw")) :: int(count)])
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
 
 
 @pytest.fixture
