@@ -11,7 +11,9 @@ import pickle
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
+from multiprocessing.connection import Pipe
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 from PIL import Image
 
+from optsweep.sweep.preload import ForkedTrial, TrialServer
 from optsweep.train import CONFIG_DIR, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,25 +115,54 @@ def console_not_ranked(stdout: str) -> dict[str, int]:
     return {status: int(n) for n, status in (c.split(" ", 1) for c in counts)}
 
 
-def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """`python train.py ...` in a fresh process, outputs under cwd/outputs."""
-    proc = subprocess.run(
-        _cli(args, cwd), cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600
-    )
+_server: TrialServer | None = None
+
+
+def _cli_server() -> TrialServer:
+    """The server (tests/cli_server.py) this test process forks its `train.py` runs from,
+    started on first use and ended with the process (it dies with its parent)."""
+    global _server
+    if _server is None:
+        ours, theirs = Pipe()
+        command = [sys.executable, str(TESTS / "cli_server.py"), str(theirs.fileno())]
+        server = subprocess.Popen(
+            command, env=cli_env(), stdin=subprocess.DEVNULL, pass_fds=[theirs.fileno()]
+        )
+        theirs.close()
+        _server = TrialServer(ours, server.pid)
+    return _server
+
+
+def start_cli(
+    args: list[str], cwd: Path, output: Path, errors: Path | None = None, fresh: bool = False
+) -> subprocess.Popen | ForkedTrial:
+    """`python train.py ...` started in the background, its stdout and stderr into `output` (a
+    file, not a pipe: a pipe nobody reads would stall a chatty run), or its stderr into `errors`.
+
+    The process is forked from _cli_server, as the local launcher forks its trials: the same
+    main on the same argv, in cwd, with this environment and exit code, without the 5 s of
+    imports. `fresh=True` starts a new interpreter instead, for the tests of how a process
+    starts (and what only a fresh interpreter does: Hydra's own refusals)."""
+    argv = _cli(args, cwd)
+    if not fresh:
+        return _cli_server().start(argv[1:], cli_env(), output, errors, cwd)
+    with open(output, "w") as out, open(errors or output, "a") as err:
+        return subprocess.Popen(argv, cwd=cwd, env=cli_env(), stdout=out, stderr=err)
+
+
+def run_cli(
+    args: list[str], cwd: Path, check: bool = True, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """`python train.py ...` to its end (start_cli), outputs under cwd/outputs."""
+    with tempfile.TemporaryDirectory() as console:
+        out, err = Path(console) / "stdout", Path(console) / "stderr"
+        code = start_cli(args, cwd, out, err, fresh).wait(timeout=600)
+        proc = subprocess.CompletedProcess(args, code, out.read_text(), err.read_text())
     if check and proc.returncode != 0:
         raise AssertionError(
             f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
-
-
-def start_cli(args: list[str], cwd: Path, output: Path, **popen) -> subprocess.Popen:
-    """`python train.py ...` started in the background, its stdout and stderr into `output` (a
-    file, not a pipe: a pipe nobody reads would stall a chatty run)."""
-    with open(output, "w") as out:
-        return subprocess.Popen(
-            _cli(args, cwd), cwd=cwd, env=cli_env(), stdout=out, stderr=subprocess.STDOUT, **popen
-        )
 
 
 def write_cifar_folder(root: Path, per_batch: int = 20, seed: int = 0) -> Path:

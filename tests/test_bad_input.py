@@ -140,9 +140,10 @@ def test_bad_input_is_one_line_and_nothing_is_lost(workdir, monkeypatch, args, m
 
 
 def cli_refuses(workdir: Path, args: list[str]) -> list[str]:
-    """The stderr lines of a refused `python train.py`; asserts the refusal left no trace."""
+    """The stderr lines of a refused `python train.py`, in a new interpreter (the command as a
+    user types it); asserts the refusal left no trace."""
     before = snapshot(workdir)
-    proc = run_cli(args, workdir, check=False)
+    proc = run_cli(args, workdir, check=False, fresh=True)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
     assert snapshot(workdir) == before  # Hydra's fresh run dir removed, nothing else touched
     return [str(proc.returncode), *(line for line in proc.stderr.splitlines() if line.strip())]

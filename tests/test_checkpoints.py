@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from killer import OptimizerStateProbe
 
 from helpers import TINY_OCR, compose_cfg
+from killer import OptimizerStateProbe
 from optsweep.train import fit
 
 NAME = re.compile(

@@ -4,9 +4,9 @@ gradient is the whole window's, and train/mean_loss counts each micro-batch once
 
 import pytest
 import torch
-from killer import EvaluationProbe
 
 from helpers import PROBED_FIT, compose_cfg, metrics_rows, write_image_folder
+from killer import EvaluationProbe
 from optsweep.train import fit
 
 CLOSURE_OPTIMIZERS = {

@@ -3,9 +3,9 @@
 import logging
 
 import pytest
-from killer import EvaluationProbe
 
 from helpers import PROBED_FIT, compose_cfg, metrics_rows, write_image_folder
+from killer import EvaluationProbe
 from optsweep.train import fit
 
 

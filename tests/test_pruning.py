@@ -221,7 +221,7 @@ def test_a_pruned_trial_frees_its_local_slot_and_a_killed_sweep_keeps_its_decisi
     pause += [f"+callbacks.pause.until={go}", "+callbacks.pause.lr=0.01"]
     command = [*PRUNED_SWEEP, "hydra/launcher=local", "hydra.launcher.n_jobs=2"]
     command += ["lr=1e-2,1e-6,1e-7,1e-8", "prune.order=typed", *pause, f"hydra.sweep.dir={sweep}"]
-    proc = start_cli(command, tmp_path, tmp_path / "first.txt", start_new_session=True)
+    proc = start_cli(command, tmp_path, tmp_path / "first.txt")  # its own session: pgid = pid
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline:
         trials = by_lr(sweep)

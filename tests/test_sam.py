@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from killer import EvaluationProbe
 from omegaconf import OmegaConf
 
 from helpers import (
@@ -21,6 +20,7 @@ from helpers import (
     options,
     write_image_folder,
 )
+from killer import EvaluationProbe
 from optsweep.lr_free import is_lr_free
 from optsweep.optim import build_optimizer
 from optsweep.sam import NOT_A_BASE

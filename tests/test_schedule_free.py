@@ -6,9 +6,9 @@ epoch's checkpoint is saved with no validation before it."""
 
 import pytest
 import torch
-from killer import AveragedWeightsProbe
 
 from helpers import TINY_OCR, compose_cfg, logged_lrs
+from killer import AveragedWeightsProbe
 from optsweep.predict import load_module
 from optsweep.train import _build_datamodule, fit
 from optsweep.warmup import Warmup

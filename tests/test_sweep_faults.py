@@ -84,15 +84,10 @@ def test_the_report_counts_every_trial_of_a_running_and_of_a_killed_local_sweep(
 def test_ctrl_c_stops_every_running_trial_once_and_a_rerun_finishes_them(tmp_path):
     sweep = tmp_path / "sweep"
     command = local_sweep(sweep, 2, 2, *paused_at_epoch_1(tmp_path))
-    # A terminal's foreground process gets SIGINT with its default handling (a background job
-    # may inherit it ignored); the trials run in sessions of their own, out of the terminal's
-    # reach, so the launcher is the only process a Ctrl-C reaches.
-    launcher = start_cli(
-        command,
-        tmp_path,
-        tmp_path / "out.txt",
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # The launcher handles SIGINT as a terminal's foreground python does (start_cli); the
+    # trials run in sessions of their own, out of the terminal's reach, so the launcher is the
+    # only process a Ctrl-C reaches.
+    launcher = start_cli(command, tmp_path, tmp_path / "out.txt")
     running = wait_for(lambda: saved_an_epoch(sweep, 2), "two trials to save an epoch")
     os.kill(launcher.pid, signal.SIGINT)
     assert launcher.wait(timeout=180) == 130

@@ -175,7 +175,7 @@ def test_local_trials_land_where_the_launcher_expects_them(tmp_path, start):
     command += [*TINY_OCR, "epochs=1", "test=false"]
     command += ["+callbacks.process._target_=killer.ProcessProbe"]
     command += [f"hydra.sweep.dir='{sweep}'", "hydra.sweep.subdir=${hydra.job.num}"]
-    launcher = start_cli(command, tmp_path, tmp_path / "out.txt")
+    launcher = start_cli(command, tmp_path, tmp_path / "out.txt", fresh=True)
     assert launcher.wait(timeout=600) == 0, (tmp_path / "out.txt").read_text()[-3000:]
     trials = results(sweep)
     assert sorted(trials) == ["0", "1"]

@@ -44,7 +44,7 @@ class LocalLauncher(Launcher):
         self.hydra_context, self.config = hydra_context, config
         # Now, while this process has touched no GPU (the launch counts them); it serves every
         # batch of the sweep and ends with this process.
-        self.server = TrialServer() if self.start == "fork" else None
+        self.server = TrialServer.fork() if self.start == "fork" else None
 
     def launch(self, job_overrides, initial_job_idx: int):
         return launcher.launch(

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from multiprocessing.connection import Connection, Pipe, wait
@@ -42,28 +43,43 @@ def die_with_parent(parent: int) -> None:
 
 
 class TrialServer:
-    """The launcher's end of the server: `start` is its subprocess.Popen."""
+    """The client's end of a server (`fork` makes one of the calling process): `start` is its
+    subprocess.Popen."""
 
-    def __init__(self) -> None:
+    def __init__(self, conn: Connection, pid: int) -> None:
+        self._conn, self.pid = conn, pid
+        self._ended: dict[int, int] = {}
+
+    @classmethod
+    def fork(cls) -> "TrialServer":
         if torch.cuda.is_initialized():
             raise RuntimeError("CUDA was initialised before the trial server forked")
         sys.stdout.flush()  # else each child writes the launcher's buffered output again
         sys.stderr.flush()
-        self._conn, theirs = Pipe()
+        ours, theirs = Pipe()
         launcher = os.getpid()
-        self.pid = os.fork()
-        if self.pid == 0:
+        pid = os.fork()
+        if pid == 0:
             try:
-                self._conn.close()
-                _serve(theirs, launcher)
+                ours.close()
+                serve(theirs, launcher)
             finally:  # never back into the launcher's Hydra call stack
                 os._exit(0)
         theirs.close()
-        self._ended: dict[int, int] = {}
+        return cls(ours, pid)
 
-    def start(self, argv: list[str], env: dict[str, str], log: Path) -> "ForkedTrial":
-        """A trial running `argv` (sys.argv of `python -m optsweep.train`), its console to `log`."""
-        self._conn.send(("start", argv, env, str(log)))
+    def start(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        log: Path,
+        errors: Path | None = None,
+        cwd: Path | None = None,
+    ) -> "ForkedTrial":
+        """A process running `argv` (sys.argv of `python -m optsweep.train`) in `cwd`, its stdout
+        to `log` (appended) and its stderr there too, or to `errors`."""
+        request = (argv, env, str(log), str(errors or log), str(cwd) if cwd else None)
+        self._conn.send(("start", *request))
         while True:
             message = self._conn.recv()
             if message[0] == "started":
@@ -73,10 +89,14 @@ class TrialServer:
     def signal(self, pid: int, signum: int) -> None:
         self._conn.send(("signal", pid, signum))
 
-    def exit_code(self, pid: int, timeout: float = 0) -> int | None:
-        """The trial's exit code once it has ended (a signal's as -N, as Popen's), else None."""
-        deadline = time.monotonic() + timeout
-        while pid not in self._ended and self._conn.poll(max(0, deadline - time.monotonic())):
+    def exit_code(self, pid: int, timeout: float | None = 0) -> int | None:
+        """The trial's exit code once it has ended (a signal's as -N, as Popen's), else None;
+        a timeout of None waits for the end."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pid not in self._ended:
+            left = None if deadline is None else max(0, deadline - time.monotonic())
+            if not self._conn.poll(left):
+                break
             self._heard(self._conn.recv())
         return self._ended.get(pid)
 
@@ -96,7 +116,7 @@ class ForkedTrial:
             self.returncode = self.server.exit_code(self.pid)
         return self.returncode
 
-    def wait(self, timeout: float) -> int:
+    def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
             self.returncode = self.server.exit_code(self.pid, timeout)
         if self.returncode is None:
@@ -111,9 +131,11 @@ class ForkedTrial:
         self.send_signal(signal.SIGKILL)
 
 
-def _serve(conn: Connection, launcher: int) -> None:
+def serve(conn: Connection, launcher: int) -> None:
     """The server's loop: fork trials as asked, report each one's end, until the launcher goes
-    (its end of the pipe closes, even on SIGKILL). The trials then get SIGTERM (die_with_parent)."""
+    (its end of the pipe closes, even on SIGKILL). The trials then get SIGTERM (die_with_parent).
+    Run in a fork of the launcher (TrialServer.fork), or in a process of its own that has
+    imported optsweep.train (the tests' `python train.py`, tests/cli_server.py)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher passes a Ctrl-C on, once
     die_with_parent(launcher)
     running: set[int] = set()
@@ -137,7 +159,7 @@ def _serve(conn: Connection, launcher: int) -> None:
             conn.send(("ended", ended[0], os.waitstatus_to_exitcode(ended[1])))
 
 
-def _run_trial(argv: list[str], env: dict[str, str], log: str) -> None:
+def _run_trial(argv: list[str], env: dict[str, str], log: str, errors: str, cwd: str | None):
     """In the forked child: the trial as its own process would run it, then exit."""
     code = 1
     try:
@@ -145,14 +167,19 @@ def _run_trial(argv: list[str], env: dict[str, str], log: str) -> None:
         os.setsid()
         die_with_parent(os.getppid())
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        os.close(output)
+        for fd, path in ((1, log), (2, errors)):
+            output = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(output, fd)
+            os.close(output)
+        if cwd:
+            os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)
-        # What a fresh interpreter takes from OMP_NUM_THREADS, torch here has already set up.
-        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+        # What a fresh interpreter takes from its environment, this one has already set up:
+        # torch's threads, and the temp dir once anything asked for it.
+        if "OMP_NUM_THREADS" in env:
+            torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+        tempfile.tempdir = None
         sys.argv = argv
         GlobalHydra.instance().clear()  # the launcher's: this process runs Hydra's main afresh
         code = _exit_code(train.main)

@@ -1,0 +1,16 @@
+"""`python tests/cli_server.py FD`: the server the tests' `python train.py` runs are forked from
+(helpers.run_cli), so that each starts in a fraction of a second instead of importing torch,
+Lightning and Hydra for 5 s. It is the local launcher's trial server (optsweep.sweep.preload)
+in a process of its own: it imports optsweep.train and the tests' callbacks, touches no CUDA,
+and forks a child per run that sets its cwd, environment and argv and runs train.py's main.
+FD is its end of the pipe to the test process."""
+
+import os
+import sys
+from multiprocessing.connection import Connection
+
+import killer  # noqa: F401  (the callbacks the tests' runs name: imported once, here)
+from optsweep.sweep.preload import serve
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])), os.getppid())
