@@ -10,6 +10,7 @@ accuracy, CER) and a checkpoint of model + optimizer.
 """
 
 import argparse
+import time
 from pathlib import Path
 
 import torch
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    started = time.monotonic()  # after the imports: what result.json's wall_seconds counts
     args.out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(SEED)
@@ -100,6 +102,7 @@ def main() -> None:
             f"threads={torch.get_num_threads()}",
             flush=True,
         )
+    print(f"run: {time.monotonic() - started:.2f} s after the imports")
 
 
 if __name__ == "__main__":
