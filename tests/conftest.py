@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,16 @@ def pytest_configure(config):
     spin-wait against each other: on 2 cores a 2 s fit took 40 s. The processes a worker starts
     inherit its mask, and OpenMP and the local launcher size their threads by it; torch in this
     process was sized when it was imported."""
-    worker, count = (
-        os.environ.get("PYTEST_XDIST_WORKER"),
-        os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
-    )
+    worker = re.fullmatch(r"gw(\d+)", os.environ.get("PYTEST_XDIST_WORKER", ""))
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 0))
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if worker and count and int(count) <= len(cpus):
-        os.sched_setaffinity(0, cpus[int(worker.removeprefix("gw")) :: int(count)])
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    if worker and count and cpus:
+        # A worker that replaces a crashed one gets the next id: modulo, it takes the free share.
+        # More workers than CPUs: each gets one CPU, shared round-robin.
+        index = int(worker[1])
+        share = cpus[index % count :: count] if count <= len(cpus) else [cpus[index % len(cpus)]]
+        os.sched_setaffinity(0, share)
+        torch.set_num_threads(len(share))
 
 
 @pytest.fixture

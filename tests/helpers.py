@@ -75,11 +75,13 @@ def logged_lrs(run_dir: Path) -> list[float]:
     return [float(r["train/lr"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
 
 
-def cli_env() -> dict[str, str]:
-    """The environment of a `train.py` the tests start: tests/ importable (for killer.py),
-    and PYTHONPATH prepended, not replaced, so a checkout on it (a worktree) keeps its sources."""
-    pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": pythonpath, "COLUMNS": "200"}
+def cli_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a `train.py` the tests start (this process's now, or `environ`):
+    tests/ importable (for killer.py), and PYTHONPATH prepended, not replaced, so a checkout on
+    it (a worktree) keeps its sources."""
+    environ = dict(os.environ if environ is None else environ)
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS), environ.get("PYTHONPATH")]))
+    return {**environ, "PYTHONPATH": pythonpath, "COLUMNS": "200"}
 
 
 def _cli(args: list[str], cwd: Path) -> list[str]:
@@ -115,22 +117,29 @@ def console_not_ranked(stdout: str) -> dict[str, int]:
     return {status: int(n) for n, status in (c.split(" ", 1) for c in counts)}
 
 
-_server: TrialServer | None = None
+# The environment the tests started in: the server's, whichever test first needs it.
+_ENVIRONMENT = dict(os.environ)
+_server: tuple[subprocess.Popen, TrialServer] | None = None
 
 
 def _cli_server() -> TrialServer:
     """The server (tests/cli_server.py) this test process forks its `train.py` runs from,
-    started on first use and ended with the process (it dies with its parent)."""
+    started on first use (again if it died) and ended with the process (it dies with its
+    parent)."""
     global _server
-    if _server is None:
+    if _server is None or _server[0].poll() is not None:
         ours, theirs = Pipe()
-        command = [sys.executable, str(TESTS / "cli_server.py"), str(theirs.fileno())]
-        server = subprocess.Popen(
-            command, env=cli_env(), stdin=subprocess.DEVNULL, pass_fds=[theirs.fileno()]
+        process = subprocess.Popen(
+            [sys.executable, str(TESTS / "cli_server.py"), str(theirs.fileno())],
+            cwd=ROOT,
+            env=cli_env(_ENVIRONMENT),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            pass_fds=[theirs.fileno()],
         )
         theirs.close()
-        _server = TrialServer(ours, server.pid)
-    return _server
+        _server = process, TrialServer(ours, process.pid)
+    return _server[1]
 
 
 def start_cli(
@@ -141,13 +150,16 @@ def start_cli(
 
     The process is forked from _cli_server, as the local launcher forks its trials: the same
     main on the same argv, in cwd, with this environment and exit code, without the 5 s of
-    imports. `fresh=True` starts a new interpreter instead, for the tests of how a process
-    starts (and what only a fresh interpreter does: Hydra's own refusals)."""
+    imports. `fresh=True` starts a new interpreter instead: for the tests of how a process
+    starts, and of the command exactly as a user types it."""
     argv = _cli(args, cwd)
     if not fresh:
+        for path in filter(None, (output, errors)):
+            path.write_text("")  # the forked run appends, as trials do to their launcher.log
         return _cli_server().start(argv[1:], cli_env(), output, errors, cwd)
-    with open(output, "w") as out, open(errors or output, "a") as err:
-        return subprocess.Popen(argv, cwd=cwd, env=cli_env(), stdout=out, stderr=err)
+    with open(output, "w") as out, open(errors or os.devnull, "w") as err:
+        stderr = err if errors else subprocess.STDOUT
+        return subprocess.Popen(argv, cwd=cwd, env=cli_env(), stdout=out, stderr=stderr)
 
 
 def run_cli(
@@ -156,7 +168,13 @@ def run_cli(
     """`python train.py ...` to its end (start_cli), outputs under cwd/outputs."""
     with tempfile.TemporaryDirectory() as console:
         out, err = Path(console) / "stdout", Path(console) / "stderr"
-        code = start_cli(args, cwd, out, err, fresh).wait(timeout=600)
+        process = start_cli(args, cwd, out, err, fresh)
+        try:
+            code = process.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            process.kill()  # not left training beside the tests that follow
+            process.wait()
+            raise
         proc = subprocess.CompletedProcess(args, code, out.read_text(), err.read_text())
     if check and proc.returncode != 0:
         raise AssertionError(

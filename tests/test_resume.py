@@ -68,9 +68,11 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path, task):
     if "data=image_folder" in args:
         args.append(f"data.root={write_image_folder(tmp_path / 'images')}")
 
+    # The uninterrupted run in a new interpreter: the killed and resumed runs, forked from the
+    # tests' server (helpers.start_cli), share nothing with it, not even the hash seed.
     straight = tmp_path / "straight"
     straight.mkdir()
-    run_cli([*args, "epochs=4"], straight)
+    run_cli([*args, "epochs=4"], straight, fresh=True)
 
     killed = tmp_path / "killed"
     killed.mkdir()

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection, Pipe, wait
@@ -196,8 +197,9 @@ def _exit_code(main) -> int:
     try:
         try:
             main()
-        finally:
-            atexit._run_exitfuncs()  # those a script's own exit would run (loggers' flushes)
+        finally:  # what a script's own exit does: wait for its threads, run atexit's functions
+            threading._shutdown()
+            atexit._run_exitfuncs()
     except SystemExit as exit:
         if exit.code is None or isinstance(exit.code, int):
             return exit.code or 0
