@@ -97,30 +97,27 @@ def main() -> None:
     result = json.loads((base / f"h{args.repeats - 1}" / "result.json").read_text())
     plain_last = plain_lines(args.repeats - 1, "epoch ")[-1]
     work = f"{epochs} epochs of {train_size:,} lines (val {val_size:,}), batch 64, CPU"
+
+    def medians(figure: str, seconds: dict[str, list[float]], yardstick: str, target=None):
+        """The harness's runs against the plain loop's, each side by its median."""
+        median = {name: statistics.median(values) for name, values in seconds.items()}
+        figure = f"{figure} (median of {args.repeats})"
+        return Figure("harness", figure, median["harness"], yardstick, median["plain"], target)
+
     figures = [
-        Figure(
-            "harness",
-            f"python train.py wall, s (median of {args.repeats}; {work})",
-            statistics.median(walls["harness"]),
+        medians(
+            f"python train.py wall, s; {work}",
+            walls,
             "plain PyTorch loop, same work (bench/plain_loop.py)",
-            statistics.median(walls["plain"]),
             "<= 1.03",
         ),
-        Figure(
-            "harness",
-            f"the run after imports and config, wall s (median of {args.repeats})",
-            statistics.median(runs_only["harness"]),
+        medians(
+            "the run after imports and config, wall s",
+            runs_only,
             "the plain loop's, after its imports",
-            statistics.median(runs_only["plain"]),
         ),
         # CPU time counts no wait for a core: steadier than wall time on a busy machine.
-        Figure(
-            "harness",
-            f"python train.py CPU, s (user + system, median of {args.repeats})",
-            statistics.median(cpus["harness"]),
-            "the plain loop's",
-            statistics.median(cpus["plain"]),
-        ),
+        medians("python train.py CPU, s (user + system)", cpus, "the plain loop's"),
     ]
     final = result["final"]
 
