@@ -7,14 +7,13 @@ the two ways taking turns so that both see the same machine load. A trial's star
 of the launcher's `#N started` log line; its first step is when its first training batch begins
 (FirstStep below, a callback the trial loads from this file). Between the two: the process's
 start, Hydra composing the trial's config, building its data and model, and Lightning's sanity
-check. The table goes to outputs/bench/trial_start.md, the figures to trial_start.json.
+check. The table goes to outputs/bench/trial_start.md, the figure to trial_start.json.
 
     python bench/trial_start.py            # 5 trials each way, about 3 min on a 2-core CPU
     python bench/trial_start.py --trials 2
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -25,7 +24,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytorch_lightning as pl
-from sweeps import OUT, ROOT, cpu_name, sweep
+from figures import Figure, markdown_table, write
+from sweeps import OUT, cpu_name, sweep
 
 FIRST_STEP = "first_step.txt"  # in the trial dir: the wall time its first training batch began
 TARGET = 1.5  # seconds, for a forked trial (issue 12)
@@ -73,18 +73,15 @@ def main() -> None:
     loads.append(os.getloadavg()[0])
 
     fork, fresh = (statistics.median(seconds[s]) for s in ("fork", "fresh"))
-    row = {
-        "benchmark": "trial start",
-        "figure": f"launcher starting a trial to its first training step, forked (s, median of "
+    figure = Figure(
+        "trial start",
+        f"launcher starting a trial to its first training step, forked (s, median of "
         f"{args.trials})",
-        "value": round(fork, 3),
-        "yardstick": "the same with a fresh interpreter per trial (hydra.launcher.start=fresh)",
-        "yardstick_value": round(fresh, 3),
-        "ratio": round(fork / fresh, 3),
-        "target": f"< {TARGET} s",
-        "met": fork < TARGET,
-    }
-    (OUT / "trial_start.json").write_text(json.dumps({"rows": [row]}, indent=2) + "\n")
+        fork,
+        "the same with a fresh interpreter per trial (hydra.launcher.start=fresh)",
+        fresh,
+        f"< {TARGET} s",
+    )
     command = " ".join(["python bench/trial_start.py", *sys.argv[1:]])
     lines = [
         f"# Trial start ({datetime.now():%Y-%m-%d %H:%M})",
@@ -93,20 +90,15 @@ def main() -> None:
         f"start, {loads[1]:.1f} at the end. One tiny OCR trial per sweep ({' '.join(TRIAL[:7])}),"
         " the two ways taking turns.",
         "",
+        markdown_table([figure.row()]),
+        "",
         "| start | " + " | ".join(f"trial {i + 1}" for i in range(args.trials)) + " | median |",
         "|---|" + "---|" * (args.trials + 1),
     ]
     for start, values in seconds.items():
         cells = " | ".join(f"{v:.2f}" for v in values)
         lines.append(f"| {start} | {cells} | {statistics.median(values):.2f} s |")
-    lines += [
-        "",
-        f"Forked: {fork:.2f} s, {fork / fresh:.2f} of a fresh interpreter's {fresh:.2f} s "
-        f"(target < {TARGET} s: {'met' if row['met'] else 'not met'}).",
-    ]
-    report = "\n".join(lines) + "\n"
-    (OUT / "trial_start.md").write_text(report)
-    print("\n" + report + f"\nwritten to {(OUT / 'trial_start.md').relative_to(ROOT)} and .json")
+    write("trial_start", [figure], "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
