@@ -51,13 +51,14 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
-def compose_cfg(overrides: list[str], output_dir: Path):
-    """The config `python train.py <overrides>` would get, with HydraConfig set as in a run."""
+def compose_cfg(overrides: list[str], output_dir: Path | None):
+    """The config `python train.py <overrides>` would get, with HydraConfig set as in a run,
+    writing to `output_dir` (None: the run dir Hydra gives it)."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.output_dir = str(output_dir) if output_dir else cfg.hydra.run.dir
         del cfg.hydra
     return cfg
 
@@ -221,14 +222,7 @@ def compose_run(overrides: list[str], cwd: Path):
     """The config `python train.py <overrides>` run in cwd gets, in the run dir Hydra would
     give it (conf/hydra/default.yaml): `outputs/runs/<overrides>/<stamp>`, or with
     `ckpt_path=last` the newest earlier run of these overrides."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        overrides = [*overrides, f"paths.log_dir={cwd}/outputs"]
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = cfg.hydra.run.dir
-        del cfg.hydra
-    return cfg
+    return compose_cfg([*overrides, f"paths.log_dir={cwd}/outputs"], None)
 
 
 @dataclass(frozen=True)
@@ -265,21 +259,37 @@ def classifier_images(tmp_path_factory) -> Path:
     return root if root.exists() else write_image_folder(root)
 
 
+def _classifier(tmp_path_factory) -> list[str]:
+    """simple_cnn on classifier_images, batches of 8, on the CPU."""
+    data = ["data=image_folder", f"data.root={classifier_images(tmp_path_factory)}"]
+    return [*data, "model=simple_cnn", "batch_size=8", "trainer=cpu"]
+
+
 def trained_classifier(tmp_path_factory) -> Trained:
     """simple_cnn fitted on classifier_images, learnt well (4 epochs, no augmentation): read by
     the fit and predict tests."""
-    overrides = ["data=image_folder", f"data.root={classifier_images(tmp_path_factory)}"]
-    overrides += ["model=simple_cnn", "batch_size=8", "epochs=4", "trainer=cpu"]
+    overrides = [*_classifier(tmp_path_factory), "epochs=4"]
     overrides += ["data.augment=false", "data.val_fraction=0.25"]
     return trained(overrides, tmp_path_factory)
 
 
+# Two classes, chance 0.5: stall.tolerance=0.5 calls every accuracy chance, 0.0 only an
+# accuracy of exactly 0.5 or less (this task is learnt to > 0.5 in 3 epochs). Any training
+# loss is above 0.01 x the first epoch's mean. So each guard alone stops this run, at its
+# own place, and both set to null let it finish.
+GUARDS = {
+    "stalled": ["stall.patience=2", "stall.tolerance=0.5"],
+    "completed": ["stall.patience=2", "stall.tolerance=0.0"],
+    "diverged": ["stall.patience=2", "stall.tolerance=0.5", "divergence.factor=0.01"],
+    "off": ["stall.patience=null", "stall.tolerance=0.5", "divergence.factor=null"],
+}
+
+
 def guarded_run(tmp_path_factory, *guards: str) -> Trained:
     """simple_cnn on classifier_images, sgd at lr 0.05 for 3 epochs, with the guard settings
-    given: the runs test_guards checks, which test_rerun re-runs."""
-    overrides = ["data=image_folder", f"data.root={classifier_images(tmp_path_factory)}"]
-    overrides += ["model=simple_cnn", "batch_size=8", "optimizer=sgd", "lr=0.05", "trainer=cpu"]
-    overrides += ["epochs=3", "test=false", "trainer.log_every_n_steps=1", *guards]
+    given (GUARDS): the runs test_guards checks, which test_rerun re-runs."""
+    overrides = [*_classifier(tmp_path_factory), "optimizer=sgd", "lr=0.05", "epochs=3"]
+    overrides += ["test=false", "trainer.log_every_n_steps=1", *guards]
     return trained(overrides, tmp_path_factory)
 
 

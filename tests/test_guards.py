@@ -5,7 +5,7 @@ epoch, and the reason in result.json; a run they do not trip is untouched, and
 import pytest
 import torch
 
-from helpers import SHARED_OCR, TINY_OCR, compose_cfg, guarded_run, metrics_rows, trained
+from helpers import GUARDS, SHARED_OCR, TINY_OCR, compose_cfg, guarded_run, metrics_rows, trained
 from optsweep.train import fit
 
 
@@ -15,18 +15,6 @@ def test_a_nan_loss_stops_at_the_first_step(tmp_path):
     assert result["stopped"]["reason"] == "loss is nan"
     assert result["stopped"]["step"] <= 1
     assert result["epochs_completed"] == 0
-
-
-# Two classes, chance 0.5: stall.tolerance=0.5 calls every accuracy chance, 0.0 only an
-# accuracy of exactly 0.5 or less (this task is learnt to > 0.5 in 3 epochs). Any training
-# loss is above 0.01 x the first epoch's mean. So each guard alone stops this run, at its
-# own place, and both set to null let it finish.
-GUARDS = {
-    "stalled": ["stall.patience=2", "stall.tolerance=0.5"],
-    "completed": ["stall.patience=2", "stall.tolerance=0.0"],
-    "diverged": ["stall.patience=2", "stall.tolerance=0.5", "divergence.factor=0.01"],
-    "off": ["stall.patience=null", "stall.tolerance=0.5", "divergence.factor=null"],
-}
 
 
 @pytest.mark.parametrize("case", GUARDS)

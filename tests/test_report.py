@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import ROOT, TINY_OCR, run_cli, write_image_folder
+from helpers import ROOT, TINY_OCR, results, run_cli, write_image_folder
 from optsweep.report.render import write_report
 from optsweep.report.trials import expected_trials
 
@@ -110,15 +110,12 @@ def leaderboard_rows(report: str) -> list[tuple[int, dict[str, str], float, int]
 
 def final_values(sweep_dir: Path, setting: dict[str, str], metric: str) -> list[float]:
     """The final `metric` of each completed trial of a setting, read from its result.json."""
-    values = []
-    for path in sweep_dir.glob("*/result.json"):
-        result = json.loads(path.read_text())
-        if (
-            result["status"] == "completed"
-            and setting.items() <= dict(o.split("=", 1) for o in result["overrides"]).items()
-        ):
-            values.append(result["final"][metric])
-    return values
+    return [
+        result["final"][metric]
+        for result in results(sweep_dir).values()
+        if result["status"] == "completed"
+        and setting.items() <= dict(o.split("=", 1) for o in result["overrides"]).items()
+    ]
 
 
 def write_final_values(sweep_dir: Path, metric: str, values: dict[str, list[float]]) -> None:

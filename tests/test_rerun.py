@@ -7,22 +7,14 @@ import time
 import pytest
 import torch
 
-from helpers import SHARED_OCR, compose_cfg, guarded_run, snapshot, trained
+from helpers import GUARDS, SHARED_OCR, compose_cfg, guarded_run, snapshot, trained
 from optsweep.sweep.trial import run_trial
 from optsweep.train import fit, run
 
 
-@pytest.mark.parametrize(
-    ("status", "guards"),
-    [
-        ("diverged", ["stall.patience=2", "stall.tolerance=0.5", "divergence.factor=0.01"]),
-        ("stalled", ["stall.patience=2", "stall.tolerance=0.5"]),
-    ],
-)
-def test_a_trial_a_guard_stopped_is_skipped_on_a_rerun(
-    tmp_path_factory, tmp_path, capsys, status, guards
-):
-    stopped = guarded_run(tmp_path_factory, *guards)  # test_guards' runs
+@pytest.mark.parametrize("status", ["diverged", "stalled"])
+def test_a_trial_a_guard_stopped_is_skipped_on_a_rerun(tmp_path_factory, tmp_path, capsys, status):
+    stopped = guarded_run(tmp_path_factory, *GUARDS[status])  # test_guards' runs
     assert stopped.result["status"] == status and stopped.result["checkpoints"]["last"]
     trial = shutil.copytree(stopped.dir, tmp_path / "trial")
     before = snapshot(trial)
