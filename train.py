@@ -1,6 +1,7 @@
 """`python train.py ...` is `python -m optsweep.train ...`: a shim so the command works as typed."""
 
+from optsweep.script_exit import run_as_script
 from optsweep.train import main
 
 if __name__ == "__main__":
-    main()
+    run_as_script(main)

@@ -32,6 +32,7 @@ from optsweep.module import MODULES
 from optsweep.result_writer import ResultWriter
 from optsweep.results import COMPLETED, schedule_of
 from optsweep.run_dirs import register_resolvers
+from optsweep.script_exit import run_as_script
 from optsweep.sweep.trial import run_trial
 from optsweep.validate import check_knobs
 
@@ -188,5 +189,5 @@ def main(cfg: DictConfig) -> float | None:
         exit_with(err)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m optsweep.train: fresh trials of `local`, a study's sweeps
+    run_as_script(main)

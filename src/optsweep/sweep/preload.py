@@ -11,14 +11,12 @@ anything in it can touch CUDA. Only a parent can wait for a process, so the laun
 each trial's end from the server, over a pipe it also sends its requests on.
 """
 
-import atexit
 import ctypes
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from multiprocessing.connection import Connection, Pipe, wait
@@ -28,6 +26,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from optsweep import train
+from optsweep.script_exit import exit_code, exit_now
 
 # Linux: a child gets SIGTERM when its parent dies, even by SIGKILL, instead of training on
 # unattended (it records `interrupted` and can be resumed). Looked up here, not in the forked
@@ -183,35 +182,8 @@ def _run_trial(argv: list[str], env: dict[str, str], log: str, errors: str, cwd:
         tempfile.tempdir = None
         sys.argv = argv
         GlobalHydra.instance().clear()  # the launcher's: this process runs Hydra's main afresh
-        code = _exit_code(train.main)
+        code = exit_code(train.main)
     except BaseException:
         traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _exit_code(main) -> int:
-    """main() run as an interpreter runs a script: the exit code it would end with."""
-    try:
-        try:
-            main()
-        finally:  # what a script's own exit does: wait for its threads, run atexit's functions
-            threading._shutdown()
-            atexit._run_exitfuncs()
-    except SystemExit as exit:
-        if exit.code is None or isinstance(exit.code, int):
-            return exit.code or 0
-        print(exit.code, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # an interpreter ends by the signal itself: exit code -2
-        traceback.print_exc()
-        sys.stderr.flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-        return 1
-    except BaseException:
-        traceback.print_exc()
-        return 1
-    return 0
+        exit_now(code)
