@@ -4,6 +4,7 @@ case runs as a real process both ways: the script's main() called plainly, and t
 run_as_script."""
 
 import os
+import pstats
 import signal
 import subprocess
 import sys
@@ -89,3 +90,12 @@ def test_a_script_ends_as_the_interpreter_would_end_it_without_its_teardown(case
         "is interrupted": "KeyboardInterrupt",
         "loses its stdout": "OSError: [Errno 28] No space left on device",
     }.get(case, error)
+
+
+def test_a_profiler_still_gets_the_interpreter_after_the_script(tmp_path):
+    script, log, profile = tmp_path / "script.py", tmp_path / "events.log", tmp_path / "run.prof"
+    script.write_text(f"{PRELUDE}\n{CASES['returns']}\n\n{ENDINGS['through run_as_script']}\n")
+    command = [sys.executable, "-m", "cProfile", "-o", str(profile), str(script), str(log)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    assert "main" in {name for _, _, name in pstats.Stats(str(profile)).stats}
+    assert log.read_text().splitlines() == ["thread", "atexit", "teardown"]

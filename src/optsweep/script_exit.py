@@ -60,5 +60,11 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def run_as_script(main: Callable[[], object]) -> NoReturn:
-    exit_now(exit_code(main))
+def run_as_script(main: Callable[[], object]) -> None:
+    """main() as the script of `python train.py`; ended by exit_now unless something needs the
+    interpreter after it: `python -i`, a profiler (`python -m cProfile -o ...` writes its file
+    then) or a debugger's trace."""
+    if sys.flags.inspect or sys.getprofile() or sys.gettrace():
+        main()
+    else:
+        exit_now(exit_code(main))
