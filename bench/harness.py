@@ -87,16 +87,16 @@ def main() -> None:
         lines = (base / f"plain-{run}.log").read_text().splitlines()
         return [line.split(": ", 1)[1] for line in lines if line.startswith(prefix)]
 
+    results = [
+        json.loads((base / f"h{run}" / "result.json").read_text()) for run in range(args.repeats)
+    ]
     # The run itself, from after the imports and the config (the harness's result.json counts
     # from before its trainer exists) to the end: what start-up adds is the rest.
     runs_only = {
-        "harness": [
-            json.loads((base / f"h{run}" / "result.json").read_text())["wall_seconds"]
-            for run in range(args.repeats)
-        ],
+        "harness": [result["wall_seconds"] for result in results],
         "plain": [float(plain_lines(run, "run: ")[0].split()[0]) for run in range(args.repeats)],
     }
-    result = json.loads((base / f"h{args.repeats - 1}" / "result.json").read_text())
+    result = results[-1]
     plain_last = plain_lines(args.repeats - 1, "epoch ")[-1]
     work = f"{epochs} epochs of {train_size:,} lines (val {val_size:,}), batch 64, CPU"
 
