@@ -10,31 +10,36 @@ import shutil
 import warnings
 from pathlib import Path
 
-import hydra
-import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ProgressBar
+from optsweep.frozen_imports import frozen_imports
 
-from optsweep import CONFIG_DIR, run_lock
-from optsweep.checkpoints import check_compatible, resolve_ckpt_path
-from optsweep.config_tree import show_config
-from optsweep.durable import remove_temp_files
-from optsweep.errors import UserError, exit_with, user_errors_unwrapped
-from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
-from optsweep.loggers import ContinueLogs
-from optsweep.lr_find import find_lr, report
-from optsweep.lr_free import is_lr_free
-from optsweep.lr_scaling import register_resolver as register_lr_resolver
-from optsweep.module import MODULES
-from optsweep.result_writer import ResultWriter
-from optsweep.results import COMPLETED, schedule_of
-from optsweep.run_dirs import register_resolvers
-from optsweep.script_exit import run_as_script
-from optsweep.sweep.trial import run_trial
-from optsweep.validate import check_knobs
+# What a trial loads (torch, Lightning, Hydra, matplotlib), loaded with the garbage collector off
+# and then frozen: 0.7 s less per process (frozen_imports.py).
+with frozen_imports():
+    import hydra
+    import pytorch_lightning as pl
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
+    from pytorch_lightning.callbacks import ProgressBar
+
+    from optsweep import CONFIG_DIR, run_lock
+    from optsweep.checkpoints import check_compatible, resolve_ckpt_path
+    from optsweep.config_tree import show_config
+    from optsweep.durable import remove_temp_files
+    from optsweep.errors import UserError, exit_with, user_errors_unwrapped
+    from optsweep.guards import DivergenceGuard, StallGuard, TrialStopped
+    from optsweep.loggers import ContinueLogs
+    from optsweep.lr_find import find_lr, report
+    from optsweep.lr_free import is_lr_free
+    from optsweep.lr_scaling import register_resolver as register_lr_resolver
+    from optsweep.module import MODULES
+    from optsweep.result_writer import ResultWriter
+    from optsweep.results import COMPLETED, schedule_of
+    from optsweep.run_dirs import register_resolvers
+    from optsweep.script_exit import run_as_script
+    from optsweep.sweep.trial import run_trial
+    from optsweep.validate import check_knobs
 
 GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "prune")
 # Choices nested in a group's option, recorded where made: SAM's base optimizer.
