@@ -12,11 +12,12 @@ the config (result.json's wall_seconds) against the plain loop's time after its 
 What differs, and why it must: the harness also renders a 1-line test split (it renders every
 split it is given; test=false skips testing), runs 2 sanity validation batches, and keeps a
 best checkpoint beside last.ckpt. The plain loop has no progress bar; the harness runs with
-trainer.enable_progress_bar=false. Both on the CPU. The plain loop ends as a script does, with
-the interpreter's teardown of torch's modules (about 0.5 s); `python train.py` skips it
-(optsweep/script_exit.py).
+trainer.enable_progress_bar=false. Both on the CPU. The plain loop runs as a script does: it
+imports with the garbage collector on (6 full collections, about 0.3 s) and ends with the
+interpreter's teardown of torch's modules (about 0.5 s). `python train.py` skips both
+(optsweep/frozen_imports.py, optsweep/script_exit.py): what a user's process pays.
 
-    python bench/harness.py              # 2 epochs of 3,000 lines, median of 3 (about 5 min here)
+    python bench/harness.py              # 2 epochs of 3,000 lines, median of 3 (about 2 min here)
     python bench/harness.py --quick      # 2 epochs of 600 lines: start-up weighs more in it
     python bench/harness.py --threads 1  # both with 1 torch thread (default: torch's, per core);
                                          # steadier on a machine other work keeps busy
