@@ -9,8 +9,11 @@ import os
 import sys
 from multiprocessing.connection import Connection
 
-import killer  # noqa: F401  (the callbacks the tests' runs name: imported once, here)
-from optsweep.sweep.preload import serve
+from optsweep.frozen_imports import frozen_imports
+
+with frozen_imports():  # as the launcher's own process loads them (the root train.py)
+    import killer  # noqa: F401  (the callbacks the tests' runs name: imported once, here)
+    from optsweep.sweep.preload import serve
 
 if __name__ == "__main__":
     serve(Connection(int(sys.argv[1])), os.getppid())

@@ -8,13 +8,16 @@ python train.py ckpt_path=last            # continue the last run of this comman
 import logging
 import shutil
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 from optsweep.frozen_imports import frozen_imports
 
-# What a trial loads (torch, Lightning, Hydra, matplotlib), loaded with the garbage collector off
-# and then frozen: 0.7 s less per process (frozen_imports.py).
-with frozen_imports():
+# Run as a script (python -m optsweep.train: fresh trials, a study's sweeps), it loads torch,
+# Lightning and Hydra with the garbage collector off and then freezes the process's objects
+# (frozen_imports.py; the root train.py does the same around its import). Imported, it leaves
+# the importer's collector and objects alone.
+with frozen_imports() if __name__ == "__main__" else nullcontext():
     import hydra
     import pytorch_lightning as pl
     from hydra.core.hydra_config import HydraConfig
