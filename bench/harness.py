@@ -17,7 +17,7 @@ imports with the garbage collector on (6 full collections, about 0.3 s) and ends
 interpreter's teardown of torch's modules (about 0.5 s). `python train.py` skips both
 (optsweep/frozen_imports.py, optsweep/script_exit.py): what a user's process pays.
 
-    python bench/harness.py              # 2 epochs of 3,000 lines, median of 3 (about 2 min here)
+    python bench/harness.py              # 2 epochs of 3,000 lines, median of 5 (about 3 min here)
     python bench/harness.py --quick      # 2 epochs of 600 lines: start-up weighs more in it
     python bench/harness.py --threads 1  # both with 1 torch thread (default: torch's, per core);
                                          # steadier on a machine other work keeps busy
@@ -46,7 +46,9 @@ def cpu_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="600 lines instead of 3,000")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each, for the median")
+    # 5, not 3: one run of either can be 10% slow here (page faults, the host's load), and
+    # the median of 5 moves less with such runs.
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each, for the median")
     parser.add_argument("--threads", type=int, help="torch threads of both (default: torch's)")
     args = parser.parse_args()
     if args.threads:  # inherited by both processes, read by torch when it loads
