@@ -130,6 +130,9 @@ def main() -> None:
         pairs = zip(walls[name], cpus[name], strict=True)
         return " | ".join(f"{wall:.1f} s / {cpu:.1f} s" for wall, cpu in pairs)
 
+    pair_ratios = " | ".join(
+        f"{h / p:.3f}" for h, p in zip(walls["harness"], walls["plain"], strict=True)
+    )
     markdown = "\n".join(
         [
             f"# Harness overhead ({datetime.now():%Y-%m-%d %H:%M})",
@@ -142,6 +145,10 @@ def main() -> None:
             "| run (wall / CPU) | " + " | ".join(str(i + 1) for i in range(args.repeats)) + " |",
             "|---|" + "---|" * args.repeats,
             *(f"| {name} | {runs(name)} |" for name in walls),
+            f"| harness / plain (wall) | {pair_ratios} |",
+            "",
+            "Each ratio of the last row is one pair, run back to back: their spread is this "
+            "machine's noise, which the medians above damp.",
             "",
             "The same work, the last run of each: harness "
             f"train/mean_loss={final['train/mean_loss']:.4f} val/loss={final['val/loss']:.4f} "
